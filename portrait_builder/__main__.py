@@ -1,0 +1,5 @@
+import sys
+
+from portrait_builder.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The ``portrait`` command: one entry point, one module per group of subcommands.
+
+Each module in ``COMMAND_MODULES`` has ``register(subparsers)``; heavy imports happen inside the
+command functions so ``portrait --help`` stays fast. User mistakes raise
+:class:`~portrait_builder.errors.UserError` and come out as one line on stderr with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from portrait_builder import __version__
+from portrait_builder.errors import UserError
+
+# Add a module here to add its subcommands.
+COMMAND_MODULES = ["project", "demo"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="portrait",
+        description="Portrait Builder: turn movies into labelled person datasets.",
+    )
+    parser.add_argument("--version", action="version", version=f"portrait-builder {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"portrait_builder.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except UserError as exc:
+        print(f"portrait: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("portrait: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

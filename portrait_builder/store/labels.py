@@ -1,0 +1,105 @@
+"""The one write path for labels: validate against the taxonomy, append to the history, move the current value.
+
+Every caller (the annotation service, ``portrait labels import``, the demo's synthetic annotator)
+goes through :func:`add_label`, so a value outside the taxonomy can never reach the store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from portrait_builder.errors import UserError
+from portrait_builder.store.models import Crop, CurrentLabel, Identity, Label, now
+from portrait_builder.taxonomy import Taxonomy
+
+SOURCES = ("app", "undo", "redo", "review", "import", "synthetic")
+
+
+@dataclass(frozen=True)
+class LabelRecord:
+    id: int
+    crop_id: int
+    attribute: str
+    value: str | None
+    annotator_id: int | None
+    source: str
+    created_at: float
+
+
+def _record(row: Label) -> LabelRecord:
+    return LabelRecord(row.id, row.crop_id, row.attribute, row.value, row.annotator_id, row.source, row.created_at)
+
+
+def validate_value(session: Session, taxonomy: Taxonomy, crop_id: int, attribute: str, value) -> str | None:
+    """Return the stored text of ``value`` for this crop, or raise :class:`UserError`."""
+    crop = session.get(Crop, crop_id)
+    if crop is None:
+        raise UserError(f"no crop with id {crop_id}")
+    if value is None:
+        return None
+    text = taxonomy.encode(attribute, value)
+    if taxonomy.attribute(attribute).kind == "identity" and text.isdigit():
+        identity = session.get(Identity, int(text))
+        if identity is None:
+            raise UserError(f"no identity with id {text}")
+        if identity.video_id != crop.video_id:
+            raise UserError(f"identity {text} belongs to another video than crop {crop_id}")
+    return text
+
+
+def add_label(
+    session: Session,
+    taxonomy: Taxonomy,
+    crop_id: int,
+    attribute: str,
+    value,
+    *,
+    annotator_id: int | None = None,
+    source: str = "app",
+    created_at: float | None = None,
+) -> LabelRecord:
+    """Append a label and make it the current one. ``value=None`` clears the attribute (an undo)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown label source {source!r}; valid: {', '.join(SOURCES)}")
+    text = validate_value(session, taxonomy, crop_id, attribute, value)
+    row = Label(
+        crop_id=crop_id,
+        attribute=attribute,
+        value=text,
+        annotator_id=annotator_id,
+        source=source,
+        created_at=created_at if created_at is not None else now(),
+    )
+    session.add(row)
+    session.flush()
+    current = session.get(CurrentLabel, (crop_id, attribute))
+    if current is None:
+        session.add(CurrentLabel(crop_id=crop_id, attribute=attribute, value=text, label_id=row.id, annotator_id=annotator_id))
+    else:
+        current.value, current.label_id, current.annotator_id = text, row.id, annotator_id
+    return _record(row)
+
+
+def current_labels(session: Session, crop_ids: Iterable[int] | None = None) -> dict[int, dict[str, str]]:
+    """``{crop_id: {attribute: stored value}}`` of the current, non-cleared labels."""
+    query = select(CurrentLabel.crop_id, CurrentLabel.attribute, CurrentLabel.value).where(
+        CurrentLabel.value.is_not(None)
+    )
+    if crop_ids is not None:
+        query = query.where(CurrentLabel.crop_id.in_(list(crop_ids)))
+    out: dict[int, dict[str, str]] = {}
+    for crop_id, attribute, value in session.execute(query):
+        out.setdefault(crop_id, {})[attribute] = value
+    return out
+
+
+def label_history(session: Session, crop_id: int, attribute: str | None = None) -> list[LabelRecord]:
+    """Every label of a crop, oldest first."""
+    query = select(Label).where(Label.crop_id == crop_id).order_by(Label.id)
+    if attribute is not None:
+        query = query.where(Label.attribute == attribute)
+    return [_record(r) for r in session.scalars(query)]
