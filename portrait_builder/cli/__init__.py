@@ -1,6 +1,7 @@
 """The ``portrait`` command: one entry point, one module per group of subcommands.
 
-Each module in ``COMMAND_MODULES`` has ``register(subparsers)``; heavy imports happen inside the
+Every module in this package (but this one) has ``register(subparsers)``, found by name, so adding
+a command group means adding a module; heavy imports happen inside the
 command functions so ``portrait --help`` stays fast. User mistakes raise
 :class:`~portrait_builder.errors.UserError` and come out as one line on stderr with a non-zero exit.
 """
@@ -10,13 +11,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import pkgutil
 import sys
 
 from portrait_builder import __version__
 from portrait_builder.errors import UserError
 
-# Add a module here to add its subcommands.
-COMMAND_MODULES = ["project", "demo"]
+
+def command_modules() -> list[str]:
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"portrait-builder {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         importlib.import_module(f"portrait_builder.cli.{name}").register(sub)
     return parser
 

@@ -11,6 +11,8 @@ from portrait_builder.store.models import (
     Label,
     Lease,
     Release,
+    Setting,
+    SplitAssignment,
     Track,
     Video,
 )
@@ -26,6 +28,8 @@ __all__ = [
     "Lease",
     "Project",
     "Release",
+    "Setting",
+    "SplitAssignment",
     "Track",
     "Video",
     "add_label",

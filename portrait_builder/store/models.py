@@ -95,6 +95,8 @@ class Crop(Base):
     # 64-bit pHash stored as a signed 64-bit integer (two's complement of the unsigned hash).
     phash: Mapped[int | None] = mapped_column(BigInteger)
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16, little-endian
+    # Near-duplicate group (connected component of pHashes within the project's threshold).
+    phash_group: Mapped[int | None] = mapped_column(Integer, index=True)
 
 
 class Identity(Base):
@@ -153,6 +155,23 @@ class Lease(Base):
     crop_id: Mapped[int] = mapped_column(ForeignKey("crops.id", ondelete="CASCADE"))
     annotator_id: Mapped[int] = mapped_column(ForeignKey("annotators.id", ondelete="CASCADE"), index=True)
     expires_at: Mapped[float] = mapped_column(Float)
+
+
+class SplitAssignment(Base):
+    """Which subset (train/query/gallery) a crop is in, per named split."""
+
+    __tablename__ = "split_assignments"
+    split: Mapped[str] = mapped_column(String(64), primary_key=True)
+    crop_id: Mapped[int] = mapped_column(ForeignKey("crops.id", ondelete="CASCADE"), primary_key=True)
+    subset: Mapped[str] = mapped_column(String(16))
+
+
+class Setting(Base):
+    """Project-wide settings the commands record (for example the pHash grouping threshold)."""
+
+    __tablename__ = "settings"
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict | list | str | int | float | None] = mapped_column(JSON)
 
 
 class Release(Base):
