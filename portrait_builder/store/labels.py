@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from portrait_builder.errors import UserError
@@ -76,12 +78,32 @@ def add_label(
     )
     session.add(row)
     session.flush()
-    current = session.get(CurrentLabel, (crop_id, attribute))
-    if current is None:
-        session.add(CurrentLabel(crop_id=crop_id, attribute=attribute, value=text, label_id=row.id, annotator_id=annotator_id))
-    else:
-        current.value, current.label_id, current.annotator_id = text, row.id, annotator_id
+    _upsert_current(session, row)
     return _record(row)
+
+
+def _upsert_current(session: Session, row: Label) -> None:
+    """Point current_labels at ``row`` unless a newer label already won.
+
+    An upsert rather than read-then-write: two writers of one (crop, attribute) on PostgreSQL would
+    otherwise both try to insert, and the newest label id must win whichever commits first.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    values = {"crop_id": row.crop_id, "attribute": row.attribute, "value": row.value,
+              "label_id": row.id, "annotator_id": row.annotator_id}
+    stmt = insert(CurrentLabel).values(**values)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CurrentLabel.crop_id, CurrentLabel.attribute],
+        set_={"value": stmt.excluded.value, "label_id": stmt.excluded.label_id,
+              "annotator_id": stmt.excluded.annotator_id},
+        where=CurrentLabel.label_id < stmt.excluded.label_id,
+    )
+    session.execute(stmt)
+    # keep ORM objects already loaded in this session in step with the row just written
+    cached = session.identity_map.get(session.identity_key(CurrentLabel, (row.crop_id, row.attribute)))
+    if cached is not None:
+        session.expire(cached)
 
 
 def current_labels(session: Session, crop_ids: Iterable[int] | None = None) -> dict[int, dict[str, str]]:
