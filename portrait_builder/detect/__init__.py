@@ -1,5 +1,10 @@
-"""Person detectors behind a registry; all return :class:`Detections`."""
+"""Person detectors behind a registry; all return :class:`Detections`.
 
+``create_detector("hog" | "onnx" | "jde", weights=..., device=..., **options)`` is the single factory.
+"""
+
+from portrait_builder.detect.base import Detector
+from portrait_builder.detect.registry import DETECTORS, create_detector, detector_class, detector_names
 from portrait_builder.detect.types import Detections
 
-__all__ = ["Detections"]
+__all__ = ["DETECTORS", "Detections", "Detector", "create_detector", "detector_class", "detector_names"]
