@@ -1,0 +1,42 @@
+"""The Qt-free annotation service the desktop app (``annotator_gui``) and the demo call.
+
+Plain dataclasses out; the store stays behind it. See :class:`AnnotationService`.
+"""
+
+from portrait_builder.annotation.kappa import cohen_kappa
+from portrait_builder.annotation.service import (
+    Action,
+    ActionLabel,
+    AnnotationPermissionError,
+    AnnotationService,
+    AnnotatorInfo,
+    CropItem,
+    Exemplar,
+    IdentityInfo,
+    KappaResult,
+    Progress,
+    ReviewRow,
+    TrackCrop,
+    add_annotator,
+    get_annotator,
+    list_annotators,
+)
+
+__all__ = [
+    "Action",
+    "ActionLabel",
+    "AnnotationPermissionError",
+    "AnnotationService",
+    "AnnotatorInfo",
+    "CropItem",
+    "Exemplar",
+    "IdentityInfo",
+    "KappaResult",
+    "Progress",
+    "ReviewRow",
+    "TrackCrop",
+    "add_annotator",
+    "cohen_kappa",
+    "get_annotator",
+    "list_annotators",
+]
