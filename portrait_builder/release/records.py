@@ -1,0 +1,353 @@
+"""Pure functions from the store's crop frame to the rows of a release: names, annotations, captions, Q&A.
+
+Nothing here touches the database or the file system, so every rule of the release layout is tested
+on plain DataFrames (see ``tests/release/test_release_records.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from portrait_builder.errors import UserError
+from portrait_builder.release import naming
+from portrait_builder.taxonomy import Taxonomy
+
+SUBSETS = ("train", "query", "gallery")
+CORE_COLUMNS = (
+    "crop_id", "file", "subset", "identity", "video", "video_id", "track", "frame",
+    "x1", "y1", "x2", "y2", "phash", "group",
+)  # fmt: skip
+# Columns of the store frame that the store fingerprint covers, before the attribute columns.
+FRAME_COLUMNS = (
+    "crop_id", "path", "video_id", "track_id", "frame_index", "x1", "y1", "x2", "y2",
+    "phash", "phash_group", "identity", "subset",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    video_id: int
+    title: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class ReleaseTable:
+    """Everything the writer needs, computed from the frame: the annotation rows and where each file comes from."""
+
+    annotations: pd.DataFrame  # the exact annotations.parquet contract, sorted by crop_id
+    sources: list[str]  # crop path (relative to the crop root) of each annotation row, same order
+    videos: list[dict]  # [{"cam", "video_id", "title", "fingerprint"}], cam = video ordinal
+    identities: list[dict]  # [{"pid", "store_identity", "video_id"}]
+    excluded: int  # crops of the project that the split does not assign (not released)
+
+
+def attribute_columns(taxonomy: Taxonomy) -> list[str]:
+    return [a.name for a in taxonomy.attributes if a.kind != "identity"]
+
+
+def arrow_schema(taxonomy: Taxonomy) -> pa.Schema:
+    """The Arrow schema of annotations.parquet (see schemas/annotations.schema.json)."""
+    fields = [
+        pa.field("crop_id", pa.int64(), nullable=False),
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("subset", pa.string(), nullable=False),
+        pa.field("identity", pa.int64()),
+        pa.field("video", pa.string(), nullable=False),
+        pa.field("video_id", pa.int64(), nullable=False),
+        pa.field("track", pa.int64(), nullable=False),
+        pa.field("frame", pa.int64(), nullable=False),
+        *(pa.field(c, pa.float32(), nullable=False) for c in ("x1", "y1", "x2", "y2")),
+        pa.field("phash", pa.string()),
+        pa.field("group", pa.int64()),
+    ]
+    for attr in taxonomy.attributes:
+        if attr.kind == "identity":
+            continue
+        fields.append(pa.field(attr.name, pa.list_(pa.string()) if attr.multilabel else pa.string()))
+    return pa.schema(fields)
+
+
+def phash_hex(value) -> str | None:
+    """Signed 64-bit store pHash -> 16 lower-case hex digits of the unsigned hash (imagehash's str())."""
+    if _missing(value):
+        return None
+    return f"{int(value) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def _missing(value) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _single(value) -> str | None:
+    return None if _missing(value) else str(value)
+
+
+def _multi(value) -> list[str] | None:
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, str):
+        return [p for p in value.split("|") if p]
+    return [str(v) for v in value]
+
+
+def build_table(
+    frame: pd.DataFrame, taxonomy: Taxonomy, videos: Mapping[int, VideoInfo], shots: Mapping[int, int]
+) -> ReleaseTable:
+    """Turn ``stats.project_frame`` rows into release rows: relabel pids, number videos, name files.
+
+    ``videos`` maps store video id to its info; ``shots`` maps store track id to its shot index.
+    Crops with no subset are left out (counted in ``excluded``). A query without identity is refused:
+    it cannot be evaluated and it breaks the split's contract.
+    """
+    assigned = frame[frame["subset"].notna()].sort_values("crop_id", kind="stable").reset_index(drop=True)
+    excluded = int(len(frame) - len(assigned))
+    bad_subset = sorted(set(assigned["subset"]) - set(SUBSETS))
+    if bad_subset:
+        raise UserError(f"unknown subset {bad_subset[0]!r} in the split; valid: {', '.join(SUBSETS)}")
+    identity = assigned["identity"].astype("Int64")
+    query_no_id = assigned.loc[(assigned["subset"] == "query") & identity.isna(), "crop_id"]
+    if len(query_no_id):
+        raise UserError(
+            f"{len(query_no_id)} query crops have no identity (first: crop {int(query_no_id.iloc[0])}); "
+            "the split must put unidentified crops in train or gallery only"
+        )
+
+    store_ids = sorted(int(i) for i in identity.dropna().unique())
+    pid_of = {sid: pid for pid, sid in enumerate(store_ids, start=1)}
+    video_ids = sorted(int(v) for v in assigned["video_id"].unique())
+    cam_of = {vid: cam for cam, vid in enumerate(video_ids, start=1)}
+    missing_videos = [v for v in video_ids if v not in videos]
+    if missing_videos:
+        raise UserError(f"video {missing_videos[0]} of the split is not in the store")
+    video_of_identity = (
+        assigned.loc[identity.notna()].assign(identity=identity).groupby("identity")["video_id"].min().to_dict()
+    )
+
+    subsets = assigned["subset"].tolist()
+    pids = [None if _missing(i) else pid_of[int(i)] for i in identity.tolist()]
+    cams = [cam_of[int(v)] for v in assigned["video_id"].tolist()]
+    seqs = [int(shots.get(int(t), 0)) + 1 for t in assigned["track_id"].tolist()]
+    frames = [int(f) for f in assigned["frame_index"].tolist()]
+    stems = [
+        naming.SUBSET_DIRS[s] + "/" + naming.stem(s, p, c, q, f)
+        for s, p, c, q, f in zip(subsets, pids, cams, seqs, frames, strict=True)
+    ]
+    # k numbers the crops that share a stem, in crop-id order (the frame is sorted by crop id).
+    k = pd.Series(stems).groupby(stems, sort=False).cumcount().to_numpy() + 1
+    files = [naming.file_name(s, int(n)) for s, n in zip(stems, k, strict=True)]
+
+    out = pd.DataFrame(
+        {
+            "crop_id": assigned["crop_id"].astype("int64").to_numpy(),
+            "file": files,
+            "subset": subsets,
+            "identity": pd.array(pids, dtype="Int64"),
+            "video": [videos[int(v)].title for v in assigned["video_id"].tolist()],
+            "video_id": assigned["video_id"].astype("int64").to_numpy(),
+            "track": assigned["track_id"].astype("int64").to_numpy(),
+            "frame": np.asarray(frames, dtype="int64"),
+            **{c: assigned[c].astype("float32").to_numpy() for c in ("x1", "y1", "x2", "y2")},
+            "phash": [phash_hex(v) for v in assigned["phash"].tolist()],
+            "group": assigned["phash_group"].astype("Int64").to_numpy(),
+        }
+    )
+    for attr in taxonomy.attributes:
+        if attr.kind == "identity":
+            continue
+        column = assigned[attr.name] if attr.name in assigned.columns else pd.Series([None] * len(assigned))
+        convert = _multi if attr.multilabel else _single
+        out[attr.name] = pd.Series([convert(v) for v in column.tolist()], dtype=object)
+
+    return ReleaseTable(
+        annotations=out,
+        sources=assigned["path"].astype(str).tolist(),
+        videos=[
+            {"cam": cam_of[v], "video_id": v, "title": videos[v].title, "fingerprint": videos[v].fingerprint}
+            for v in video_ids
+        ],
+        identities=[
+            {"pid": pid_of[s], "store_identity": s, "video_id": int(video_of_identity[s])} for s in store_ids
+        ],
+        excluded=excluded,
+    )
+
+
+def store_fingerprint(frame: pd.DataFrame, taxonomy: Taxonomy) -> str:
+    """sha256 over the exported store rows (crop, box, hash, group, identity, subset, labels), in crop-id order.
+
+    It changes exactly when what a release would contain changes; it holds no time stamps, so the same
+    store and configuration always give the same fingerprint.
+    """
+    cols = list(FRAME_COLUMNS) + [c for c in attribute_columns(taxonomy) if c in frame.columns]
+    rows = frame.sort_values("crop_id", kind="stable")[cols].copy()
+    for c in ("x1", "y1", "x2", "y2"):
+        # float32 is the release's box precision; round-tripping through it makes the hash backend-independent.
+        rows[c] = rows[c].astype("float32").astype("float64")
+    for c in ("phash", "phash_group", "identity"):
+        rows[c] = rows[c].astype("Int64")
+    text = rows.to_json(orient="values", double_precision=15)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# -- captions and question/answer pairs ---------------------------------------------------------------
+
+_GENDER_NOUN = {"male": "man", "female": "woman"}
+_AGE_NOUN = {  # (male, female, unknown gender)
+    "child": ("boy", "girl", "child"),
+    "teenager": ("teenage boy", "teenage girl", "teenager"),
+}
+_AGE_ADJ = {"young_adult": "young adult", "middle_aged": "middle-aged", "elderly": "elderly"}
+_HEIGHT_ADJ = {"short": "short", "tall": "tall"}
+_OF = {
+    "physique": {"thin": "slim build", "medium": "medium build", "heavy": "heavy build"},
+    "height": {"average": "average height"},
+}
+_BODY = {
+    "standing": "standing", "walking": "walking", "running": "running", "sitting": "sitting",
+    "squatting": "squatting or kneeling", "lying": "lying down", "bending": "bending over",
+}  # fmt: skip
+_ARM = {
+    "arms_down": "with arms down", "arms_crossed": "with arms crossed",
+    "hands_in_pockets": "with hands in pockets or on hips", "arm_raised": "with an arm raised",
+    "holding_object": "holding something", "hand_to_face": "with a hand to the face", "gesturing": "gesturing",
+}  # fmt: skip
+_EMOTION = {
+    "happiness": "happy", "sadness": "sad", "anger": "angry", "fear": "afraid",
+    "surprise": "surprised", "disgust": "disgusted",
+}  # fmt: skip
+_SHIPPED = {"gender", "age", "physique", "height", "body_posture", "arm_posture", "expression"}
+QUESTIONS = {
+    "gender": "Is the person in the image a man or a woman?",
+    "age": "Which age group does the person in the image belong to?",
+    "physique": "What is the build of the person in the image?",
+    "height": "How tall is the person in the image?",
+    "body_posture": "What is the body posture of the person in the image?",
+    "arm_posture": "What are the arms of the person in the image doing?",
+    "expression": "Which facial expressions does the person in the image show?",
+}
+
+
+def _known(taxonomy: Taxonomy, labels: Mapping[str, object]) -> dict[str, object]:
+    """Labels that carry information: present, not "unsure", attribute known to the taxonomy."""
+    out: dict[str, object] = {}
+    for attr in taxonomy.attributes:
+        if attr.kind == "identity":
+            continue
+        value = labels.get(attr.name)
+        if attr.multilabel:
+            values = _multi(value)
+            if values:
+                values = [v for v in values if v != attr.unsure_value]
+                if values:
+                    out[attr.name] = values
+        else:
+            text = _single(value)
+            if text is not None and text != attr.unsure_value:
+                out[attr.name] = text
+    return out
+
+
+def _value_label(taxonomy: Taxonomy, attribute: str, value: str) -> str:
+    for v in taxonomy.attribute(attribute).values:
+        if v.name == value:
+            return v.label
+    return value
+
+
+def caption(labels: Mapping[str, object], taxonomy: Taxonomy) -> str:
+    """One English sentence from a crop's labels, e.g. "A young adult woman of medium build, standing
+    with arms crossed, looking happy." Missing and "unsure" parts are left out; with nothing known
+    the caption is "A person." Attributes of a custom taxonomy are appended as "Label: value."."""
+    known = _known(taxonomy, labels)
+    gender, age = known.get("gender"), known.get("age")
+    g = {"male": 0, "female": 1}.get(gender, 2) if isinstance(gender, str) else 2
+    adjectives: list[str] = []
+    if known.get("height") in _HEIGHT_ADJ:
+        adjectives.append(_HEIGHT_ADJ[known["height"]])
+    if age in _AGE_NOUN:
+        noun = _AGE_NOUN[age][g]
+    else:
+        if age in _AGE_ADJ:
+            adjectives.append(_AGE_ADJ[age])
+        noun = _GENDER_NOUN.get(gender, "person") if isinstance(gender, str) else "person"
+    phrase = " ".join([*adjectives, noun])
+    of_parts = [_OF[a][known[a]] for a in ("physique", "height") if known.get(a) in _OF[a]]
+    if of_parts:
+        phrase += " of " + " and ".join(of_parts)
+    article = "An" if phrase[0] in "aeiou" else "A"
+    clauses = [f"{article} {phrase}"]
+    posture = [p for p in (_BODY.get(known.get("body_posture")), _ARM.get(known.get("arm_posture"))) if p]
+    if posture:
+        clauses.append(" ".join(posture))
+    emotions = known.get("expression") or []
+    feelings = [_EMOTION[e] for e in emotions if e in _EMOTION]
+    if feelings:
+        clauses.append("looking " + _join_words(feelings))
+    elif "neutral" in emotions:
+        clauses.append("with a neutral expression")
+    sentence = ", ".join(clauses) + "."
+    extra = []
+    for name, value in known.items():
+        if name in _SHIPPED:
+            continue
+        shown = ", ".join(_value_label(taxonomy, name, v) for v in value) if isinstance(value, list) else (
+            _value_label(taxonomy, name, value)
+        )
+        extra.append(f"{name.replace('_', ' ').capitalize()}: {shown.lower()}.")
+    return " ".join([sentence, *extra])
+
+
+def _join_words(words: list[str]) -> str:
+    if len(words) <= 2:
+        return " and ".join(words)
+    return ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def qa_pairs(labels: Mapping[str, object], taxonomy: Taxonomy) -> list[dict]:
+    """One question/answer pair per known (present, not "unsure") attribute, with the answer options."""
+    known = _known(taxonomy, labels)
+    pairs = []
+    for attr in taxonomy.attributes:
+        if attr.name not in known:
+            continue
+        value = known[attr.name]
+        options = [v.label for v in attr.values if not v.unsure]
+        answer = (
+            ", ".join(_value_label(taxonomy, attr.name, v) for v in value)
+            if isinstance(value, list)
+            else _value_label(taxonomy, attr.name, value)
+        )
+        question = QUESTIONS.get(attr.name, f"What is the {attr.name.replace('_', ' ')} of the person in the image?")
+        pairs.append(
+            {"attribute": attr.name, "question": question, "answer": answer, "options": options,
+             "multilabel": attr.multilabel}
+        )  # fmt: skip
+    return pairs
+
+
+def jsonl_lines(annotations: pd.DataFrame, taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
+    """The lines of captions.jsonl and qa.jsonl (sorted by crop id, one JSON object per line)."""
+    attrs = attribute_columns(taxonomy)
+    captions: list[str] = []
+    qa: list[str] = []
+    records = annotations[["crop_id", "file", *attrs]].to_dict("records")
+    for row in records:
+        labels = {a: row[a] for a in attrs}
+        base = {"crop_id": int(row["crop_id"]), "file": row["file"]}
+        captions.append(json.dumps({**base, "caption": caption(labels, taxonomy)}, sort_keys=True))
+        for pair in qa_pairs(labels, taxonomy):
+            qa.append(json.dumps({**base, **pair}, sort_keys=True))
+    return captions, qa
