@@ -526,8 +526,19 @@ class AnnotationService:
 
         return self._write(fn, source=source)
 
-    def new_identity(self, crop_id: int, gender: str, name: str | None = None, *, source: str = "app") -> IdentityInfo:
-        """Create a character of the crop's movie with this crop as exemplar; label identity and gender."""
+    def new_identity(
+        self,
+        crop_id: int,
+        gender: str,
+        name: str | None = None,
+        *,
+        also: Iterable[int] = (),
+        source: str = "app",
+    ) -> IdentityInfo:
+        """Create a character of the crop's movie with this crop as exemplar; label identity and gender.
+
+        ``also``: more crops (e.g. the rest of the track) labelled with the new identity in the same click.
+        """
         self._check_source(source)
         ident_attr = self._identity_attr()
         self._check_write([ident_attr, GENDER])
@@ -550,7 +561,8 @@ class AnnotationService:
             s.flush()
             created.clear()
             created.append(IdentityInfo(identity.id, identity.video_id, identity.name, identity.gender, crop.id))
-            return self._labels(s, [crop.id], {ident_attr: str(identity.id), GENDER: gender}, stamp, source)
+            targets = list(dict.fromkeys([crop.id, *(int(c) for c in also)]))
+            return self._labels(s, targets, {ident_attr: str(identity.id), GENDER: gender}, stamp, source)
 
         self._write(fn, source=source)
         info = created[0]

@@ -1,0 +1,473 @@
+"""The labelling views: identity by exemplar (the paper's Fig. 8) and one view per taxonomy attribute.
+
+Thin widgets: every decision and every write goes through
+:class:`portrait_builder.annotation.AnnotationService`; these classes only lay out, map keys and
+keep the "which crop is on screen" history for the arrow keys.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from annotator_gui.images import ImageCache
+from portrait_builder.annotation import AnnotationService, CropItem, Exemplar, TrackCrop
+from portrait_builder.errors import UserError
+
+LARGE = QSize(192, 384)
+EXEMPLAR = QSize(64, 128)
+STRIP = QSize(40, 80)
+MAX_EXEMPLARS = 48
+STRIP_CROPS = 16
+PREFETCH = 12
+
+
+def _button(text: str, *, checkable: bool = False) -> QPushButton:
+    b = QPushButton(text)
+    b.setCheckable(checkable)
+    b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys go to the view, never to a focused button
+    b.setMinimumHeight(32)
+    return b
+
+
+class CropImage(QLabel):
+    """The large current crop."""
+
+    def __init__(self, size: QSize = LARGE):
+        super().__init__()
+        self.setFixedSize(size)
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setStyleSheet("background:#202020; color:#ddd; border:1px solid #444;")
+        self.path: str | None = None
+
+    def show_crop(self, cache: ImageCache, path) -> None:
+        self.path = str(path) if path is not None else None
+        if path is None:
+            self.clear()
+            self.setText("queue empty")
+        else:
+            self.setPixmap(cache.pixmap(path, self.size()))
+
+
+class LabelView(QWidget):
+    """Shared navigation: next from the leased queue, Left = back, Right = skip, undo/redo."""
+
+    itemShown = Signal(int)  # crop id (0: queue empty) once its image is on screen
+    message = Signal(str)
+    labelled = Signal()
+
+    def __init__(self, service: AnnotationService, cache: ImageCache, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.service = service
+        self.cache = cache
+        self.item: CropItem | None = None
+        self._back: list[int] = []
+        self._forward: list[int] = []
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+
+    # -- navigation ----------------------------------------------------------------------------
+    def start(self) -> None:
+        self.advance()
+
+    def advance(self) -> None:
+        item = self.service.get_item(self._forward.pop()) if self._forward else self.service.next_item()
+        self.show_item(item)
+
+    def after_label(self) -> None:
+        if self.item is not None:
+            self._back.append(self.item.id)
+        self.labelled.emit()
+        self.advance()
+
+    def go_back(self) -> None:
+        if not self._back:
+            self.message.emit("no earlier crop in this session")
+            return
+        if self.item is not None:
+            self._forward.append(self.item.id)
+        self.show_item(self.service.get_item(self._back.pop()))
+
+    def skip(self) -> None:
+        if self._forward:
+            self.advance()
+            return
+        if self.item is not None:
+            self.service.skip(self.item.id)
+        self.advance()
+
+    def undo(self) -> None:
+        action = self.service.undo()
+        if action is None:
+            self.message.emit("nothing to undo")
+            return
+        if not action.crop_ids:
+            self.message.emit("undo: the labels were changed by someone else since; left alone")
+            return
+        if self.item is not None and self.item.id not in action.crop_ids:
+            self._forward.append(self.item.id)
+        if self._back and self._back[-1] == action.crop_ids[0]:
+            self._back.pop()
+        self.message.emit(f"undone: {len(action.labels)} label(s) on {len(action.crop_ids)} crop(s)")
+        self.labelled.emit()
+        self.show_item(self.service.get_item(action.crop_ids[0]))
+
+    def redo(self) -> None:
+        action = self.service.redo()
+        if action is None:
+            self.message.emit("nothing to redo")
+            return
+        self.message.emit(f"redone: {len(action.labels)} label(s)")
+        self.labelled.emit()
+        if self.item is not None and self.item.id in action.crop_ids:
+            self.after_label()
+
+    def show_item(self, item: CropItem | None) -> None:
+        self.item = item
+        self.render_item(item)
+        self.cache.prefetch(i.image_path for i in self.service.upcoming(PREFETCH))
+        self.itemShown.emit(item.id if item is not None else 0)
+
+    def render_item(self, item: CropItem | None) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def run(self, fn, *args, **kwargs):
+        """Call the service; a refused or invalid write becomes a status message, not a crash."""
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return None
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:
+        key, mods = event.key(), event.modifiers()
+        ctrl = bool(mods & Qt.KeyboardModifier.ControlModifier)
+        if ctrl and key == Qt.Key.Key_Z:
+            self.redo() if mods & Qt.KeyboardModifier.ShiftModifier else self.undo()
+        elif ctrl and key == Qt.Key.Key_Y:
+            self.redo()
+        elif key == Qt.Key.Key_Left:
+            self.go_back()
+        elif key == Qt.Key.Key_Right:
+            self.skip()
+        elif not self.handle_key(event):
+            super().keyPressEvent(event)
+
+    def handle_key(self, event: QKeyEvent) -> bool:
+        return False
+
+
+class IdentityView(LabelView):
+    """Exemplar grid ordered by similarity, the current crop large, its track strip, new/unknown person."""
+
+    def __init__(self, service: AnnotationService, cache: ImageCache, parent: QWidget | None = None):
+        super().__init__(service, cache, parent)
+        tax = service.taxonomy
+        self.gender_values = tax.attribute("gender").values
+        self.exemplars: list[Exemplar] = []
+        self.strip: list[TrackCrop] = []
+        self._prompt: str | None = None  # "new" | "unknown" while asking for a gender
+
+        self.image = CropImage()
+        self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.whole_track = QCheckBox("Label whole track (T)")
+        self.whole_track.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.whole_track.setChecked(True)
+        self.strip_buttons: list[QToolButton] = []
+        strip_box = QWidget()
+        self.strip_layout = QHBoxLayout(strip_box)
+        self.strip_layout.setContentsMargins(0, 0, 0, 0)
+        self.strip_layout.addStretch(1)
+        strip_scroll = QScrollArea()
+        strip_scroll.setWidget(strip_box)
+        strip_scroll.setWidgetResizable(True)
+        strip_scroll.setFixedHeight(STRIP.height() + 30)
+        strip_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        left = QVBoxLayout()
+        left.addWidget(QLabel("<b>Current crop</b>"))
+        left.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
+        left.addWidget(self.info)
+        left.addWidget(self.whole_track)
+        left.addWidget(QLabel("Track (click to leave a crop out):"))
+        left.addWidget(strip_scroll)
+
+        self.grid_box = QWidget()
+        self.grid = QGridLayout(self.grid_box)
+        self.grid.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.exemplar_buttons: list[QToolButton] = []
+        grid_scroll = QScrollArea()
+        grid_scroll.setWidget(self.grid_box)
+        grid_scroll.setWidgetResizable(True)
+        grid_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
+        self.new_button = _button("New identity  [N]")
+        self.unknown_button = _button("Unknown person  [U]")
+        self.unsure_button = _button("Not visible / unsure  [0]")
+        self.new_button.clicked.connect(lambda: self.ask_gender("new"))
+        self.unknown_button.clicked.connect(lambda: self.ask_gender("unknown"))
+        self.unsure_button.clicked.connect(self.not_visible)
+        actions = QHBoxLayout()
+        for b in (self.new_button, self.unknown_button, self.unsure_button):
+            actions.addWidget(b)
+
+        # The gender question of "New identity" / "Unknown person": inline buttons, keys M / F / 0.
+        self.prompt = QWidget()
+        prompt_row = QHBoxLayout(self.prompt)
+        self.prompt_label = QLabel()
+        prompt_row.addWidget(self.prompt_label)
+        self.gender_buttons: dict[str, QPushButton] = {}
+        for v in self.gender_values:
+            b = _button(f"{v.label}  [{v.hotkey.upper()}]")
+            b.clicked.connect(lambda _=False, name=v.name: self.choose_gender(name))
+            prompt_row.addWidget(b)
+            self.gender_buttons[v.name] = b
+        cancel = _button("Cancel  [Esc]")
+        cancel.clicked.connect(self.cancel_prompt)
+        prompt_row.addWidget(cancel)
+        self.prompt.hide()
+
+        right = QVBoxLayout()
+        right.addWidget(QLabel("<b>Characters of this movie</b> (most similar first; keys 1-9)"))
+        right.addWidget(grid_scroll, 1)
+        right.addLayout(actions)
+        right.addWidget(self.prompt)
+
+        layout = QHBoxLayout(self)
+        layout.addLayout(left, 0)
+        layout.addLayout(right, 1)
+
+    # -- rendering -----------------------------------------------------------------------------
+    def render_item(self, item: CropItem | None) -> None:
+        self.cancel_prompt()
+        self.image.show_crop(self.cache, item.image_path if item else None)
+        for b in (self.new_button, self.unknown_button, self.unsure_button):
+            b.setEnabled(item is not None)
+        if item is None:
+            self.info.setText("Nothing left in this queue.")
+            self.exemplars, self.strip = [], []
+        else:
+            current = item.labels.get(self.service.identity_attribute)
+            self.info.setText(
+                f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
+                + (f"<br>labelled: identity {current}, gender {item.labels.get('gender', '-')}" if current else "")
+            )
+            self.exemplars = self.service.exemplars(item.id, limit=MAX_EXEMPLARS)
+            self.strip = self.service.track_crops(item.id, limit=STRIP_CROPS)
+        self._render_exemplars()
+        self._render_strip()
+
+    def _render_exemplars(self) -> None:
+        cols = 6
+        while len(self.exemplar_buttons) < len(self.exemplars):
+            b = QToolButton()
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            b.setIconSize(EXEMPLAR)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            index = len(self.exemplar_buttons)
+            b.clicked.connect(lambda _=False, i=index: self.pick_exemplar(i))
+            self.grid.addWidget(b, index // cols, index % cols)
+            self.exemplar_buttons.append(b)
+        for i, b in enumerate(self.exemplar_buttons):
+            if i >= len(self.exemplars):
+                b.hide()
+                continue
+            ex = self.exemplars[i]
+            key = f"[{i + 1}] " if i < 9 else ""
+            name = ex.name or f"ID {ex.identity_id}"
+            b.setIcon(QIcon(self.cache.pixmap(ex.image_path, EXEMPLAR)))
+            b.setText(f"{key}{name}\n{ex.gender or '?'} · {ex.crop_count} crops")
+            b.setToolTip(f"identity {ex.identity_id}" + (f", similarity {ex.similarity:.2f}" if ex.similarity is not None else ""))
+            b.show()
+
+    def _render_strip(self) -> None:
+        while len(self.strip_buttons) < len(self.strip):
+            b = QToolButton()
+            b.setCheckable(True)
+            b.setIconSize(STRIP)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setStyleSheet("QToolButton:checked{border:2px solid #2a8;} QToolButton:!checked{border:2px solid #c33; opacity:0.4}")
+            self.strip_layout.insertWidget(len(self.strip_buttons), b)
+            self.strip_buttons.append(b)
+        for i, b in enumerate(self.strip_buttons):
+            if i >= len(self.strip):
+                b.hide()
+                continue
+            tc = self.strip[i]
+            b.setIcon(QIcon(self.cache.pixmap(tc.image_path, STRIP)))
+            b.setChecked(True)
+            b.setToolTip(f"crop {tc.id}, frame {tc.frame_index}: click to leave it out")
+            b.show()
+        self.cache.prefetch(tc.image_path for tc in self.strip)
+
+    # -- actions -------------------------------------------------------------------------------
+    def targets(self) -> list[int]:
+        """The current crop plus, in whole-track mode, the strip crops still ticked."""
+        if self.item is None:
+            return []
+        ids = [self.item.id]
+        if self.whole_track.isChecked():
+            ids += [tc.id for tc, b in zip(self.strip, self.strip_buttons, strict=False) if b.isChecked()]
+        return ids
+
+    def set_strip_included(self, crop_id: int, included: bool) -> None:
+        for tc, b in zip(self.strip, self.strip_buttons, strict=False):
+            if tc.id == crop_id:
+                b.setChecked(included)
+
+    def pick_exemplar(self, index: int) -> None:
+        if self.item is None or index >= len(self.exemplars):
+            return
+        ex = self.exemplars[index]
+        if self.run(self.service.assign_identity, self.targets(), ex.identity_id) is not None:
+            self.after_label()
+
+    def ask_gender(self, mode: str) -> None:
+        if self.item is None:
+            return
+        self._prompt = mode
+        self.prompt_label.setText("Gender of the new identity:" if mode == "new" else "Gender of the unknown person:")
+        self.prompt.show()
+        self.message.emit("pick the gender: " + ", ".join(f"{v.hotkey.upper()} {v.label}" for v in self.gender_values))
+
+    def cancel_prompt(self) -> None:
+        self._prompt = None
+        self.prompt.hide()
+
+    def choose_gender(self, gender: str) -> None:
+        mode, targets = self._prompt, self.targets()
+        self.cancel_prompt()
+        if mode is None or not targets:
+            return
+        if mode == "new":
+            done = self.run(self.service.new_identity, targets[0], gender, also=targets[1:])
+        else:
+            done = self.run(self.service.unknown_person, targets, gender)
+        if done is not None:
+            self.after_label()
+
+    def not_visible(self) -> None:
+        attr = self.service.identity_attribute
+        unsure = self.service.taxonomy.attribute(attr).unsure_value
+        if self.item is not None and self.run(self.service.set_label, self.targets(), attr, unsure) is not None:
+            self.after_label()
+
+    def handle_key(self, event: QKeyEvent) -> bool:
+        text = event.text().lower()
+        if self._prompt is not None:
+            if event.key() == Qt.Key.Key_Escape:
+                self.cancel_prompt()
+                return True
+            for v in self.gender_values:
+                if text == v.hotkey.lower():
+                    self.choose_gender(v.name)
+                    return True
+            return True  # while asking, other keys do nothing
+        if text.isdigit() and text != "0":
+            self.pick_exemplar(int(text) - 1)
+        elif text == "0":
+            self.not_visible()
+        elif text == "n":
+            self.ask_gender("new")
+        elif text == "u":
+            self.ask_gender("unknown")
+        elif text == "t":
+            self.whole_track.toggle()
+        else:
+            return False
+        return True
+
+
+class AttributeView(LabelView):
+    """One large crop and one button per taxonomy value with its hotkey; multi-label: toggle, then Enter."""
+
+    def __init__(self, service: AnnotationService, cache: ImageCache, attribute: str, parent: QWidget | None = None):
+        super().__init__(service, cache, parent)
+        self.attribute = service.taxonomy.attribute(attribute)
+        self.image = CropImage()
+        self.info = QLabel()
+        self.value_buttons: dict[str, QPushButton] = {}
+        buttons = QVBoxLayout()
+        title = self.attribute.name.replace("_", " ").capitalize()
+        hint = " (several may apply: toggle, then Enter)" if self.attribute.multilabel else ""
+        buttons.addWidget(QLabel(f"<b>{title}</b>{hint}"))
+        for v in self.attribute.values:
+            b = _button(f"{v.label}   [{v.hotkey.upper()}]", checkable=self.attribute.multilabel and not v.unsure)
+            b.clicked.connect(lambda _=False, name=v.name: self.press(name))
+            buttons.addWidget(b)
+            self.value_buttons[v.name] = b
+        self.enter_button = None
+        if self.attribute.multilabel:
+            self.enter_button = _button("Done  [Enter]")
+            self.enter_button.clicked.connect(self.commit_multi)
+            buttons.addWidget(self.enter_button)
+        buttons.addStretch(1)
+        left = QVBoxLayout()
+        left.addWidget(self.image)
+        left.addWidget(self.info)
+        layout = QHBoxLayout(self)
+        layout.addLayout(left)
+        layout.addLayout(buttons, 1)
+
+    def render_item(self, item: CropItem | None) -> None:
+        self.image.show_crop(self.cache, item.image_path if item else None)
+        current = item.labels.get(self.attribute.name) if item else None
+        chosen = set(current if isinstance(current, list) else [current] if current else [])
+        for name, b in self.value_buttons.items():
+            b.setEnabled(item is not None)
+            if b.isCheckable():
+                b.setChecked(name in chosen)
+            b.setStyleSheet("font-weight:bold;" if name in chosen else "")
+        self.info.setText(
+            "Nothing left in this queue." if item is None
+            else f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
+        )
+
+    def press(self, name: str) -> None:
+        if self.item is None:
+            return
+        if self.attribute.multilabel and name != self.attribute.unsure_value:
+            return  # a toggle; the value is written on Enter
+        if self.run(self.service.set_label, [self.item.id], self.attribute.name, name) is not None:
+            self.after_label()
+
+    def checked(self) -> list[str]:
+        return [n for n, b in self.value_buttons.items() if b.isCheckable() and b.isChecked()]
+
+    def commit_multi(self) -> None:
+        if self.item is None:
+            return
+        values = self.checked()
+        if not values:
+            self.message.emit("toggle at least one value (or 0 for not visible), then Enter")
+            return
+        if self.run(self.service.set_label, [self.item.id], self.attribute.name, values) is not None:
+            self.after_label()
+
+    def handle_key(self, event: QKeyEvent) -> bool:
+        if self.attribute.multilabel and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.commit_multi()
+            return True
+        text = event.text().lower()
+        for v in self.attribute.values:
+            if text and text == v.hotkey.lower():
+                b = self.value_buttons[v.name]
+                if b.isCheckable():
+                    b.toggle()
+                else:
+                    self.press(v.name)
+                return True
+        return False
