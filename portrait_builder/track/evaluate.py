@@ -78,7 +78,12 @@ def read_mot(
     if not path.is_file():
         raise UserError(f"MOT file not found: {path}")
     try:
-        raw = np.loadtxt(path, delimiter=",", ndmin=2, dtype=np.float64)
+        text = path.read_text()
+        raw = (
+            np.loadtxt(text.splitlines(), delimiter=",", ndmin=2, dtype=np.float64)
+            if text.strip()
+            else np.zeros((0, 7))
+        )
     except ValueError as exc:
         raise UserError(f"{path}: not a MOTChallenge text file ({exc})") from None
     if raw.size == 0:
