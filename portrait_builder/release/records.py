@@ -161,7 +161,7 @@ def build_table(
             "frame": np.asarray(frames, dtype="int64"),
             **{c: assigned[c].astype("float32").to_numpy() for c in ("x1", "y1", "x2", "y2")},
             "phash": [phash_hex(v) for v in assigned["phash"].tolist()],
-            "group": assigned["phash_group"].astype("Int64").to_numpy(),
+            "group": assigned["phash_group"].astype("Int64").array,
         }
     )
     for attr in taxonomy.attributes:
@@ -292,7 +292,9 @@ def caption(labels: Mapping[str, object], taxonomy: Taxonomy) -> str:
     posture = [p for p in (_BODY.get(known.get("body_posture")), _ARM.get(known.get("arm_posture"))) if p]
     if posture:
         clauses.append(" ".join(posture))
-    emotions = known.get("expression") or []
+    chosen = set(known.get("expression") or [])
+    order = taxonomy.attribute("expression").value_names if "expression" in taxonomy.names else ()
+    emotions = [e for e in order if e in chosen]  # taxonomy order, whatever order the labels came in
     feelings = [_EMOTION[e] for e in emotions if e in _EMOTION]
     if feelings:
         clauses.append("looking " + _join_words(feelings))

@@ -37,6 +37,9 @@ class Release:
 
 def read_annotations(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
     df = pq.read_table(path).to_pandas()
+    for col in ("identity", "group"):
+        if col in df.columns:
+            df[col] = df[col].astype("Int64")
     for attr in taxonomy.attributes:
         if attr.multilabel and attr.name in df.columns:
             df[attr.name] = [None if v is None else list(v) for v in df[attr.name].tolist()]

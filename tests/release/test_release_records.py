@@ -1,0 +1,109 @@
+"""Pure release rules: Market-1501 names, pid relabelling, the annotation contract, captions and Q&A."""
+
+import pandas as pd
+import pytest
+from conftest import TRACKS, frame_equivalent
+
+from portrait_builder.errors import UserError
+from portrait_builder.release import naming, records
+from portrait_builder.release.records import VideoInfo, build_table, caption, qa_pairs
+from portrait_builder.taxonomy import load_taxonomy
+
+TAX = load_taxonomy()
+
+
+def test_names_follow_market1501_and_parse_back():
+    # Market-1501 itself: "0002_c1s1_000451_03.jpg", "-1_c1s1_000401_03.jpg", "0000_c1s1_000151_01.jpg"
+    assert naming.file_name(naming.stem("gallery", 2, 1, 1, 451), 3) == "0002_c1s1_000451_03.jpg"
+    assert naming.file_name(naming.stem("train", None, 1, 1, 401), 3) == "-1_c1s1_000401_03.jpg"
+    assert naming.file_name(naming.stem("gallery", None, 1, 1, 151), 1) == "0000_c1s1_000151_01.jpg"
+    # wide fields are not truncated: video ordinal 12, shot 31, frame 1234567, pid 12345, k 101
+    name = naming.file_name(naming.stem("query", 12345, 12, 31, 1234567), 101)
+    assert name == "12345_c12s31_1234567_101.jpg"
+    assert naming.parse_name(name) == naming.ParsedName(12345, 12, 31, 1234567, 101)
+    assert naming.parse_name("-1_c3s2_000007_01.jpg").pid == -1
+    with pytest.raises(ValueError):
+        naming.stem("query", None, 1, 1, 1)
+    with pytest.raises(ValueError):
+        naming.parse_name("0001_c1_000001_01.jpg")
+
+
+def _videos(frame):
+    return {int(v): VideoInfo(int(v), f"Movie {v}", f"{int(v):064x}") for v in frame["video_id"].unique()}
+
+
+def test_build_table_relabels_and_names(project, built):
+    frame = frame_equivalent(project)
+    with project.session() as s:
+        from sqlalchemy import select
+
+        from portrait_builder.store import Track
+
+        shots = dict(s.execute(select(Track.id, Track.shot_index)).all())
+    table = build_table(frame, TAX, _videos(frame), shots)
+    ann = table.annotations
+    assert list(ann.columns) == [*records.CORE_COLUMNS, "gender", "age", "physique", "height", "body_posture",
+                                 "arm_posture", "expression"]  # fmt: skip
+    assert len(ann) == sum(n for *_, n in TRACKS) - len(built.unassigned) and table.excluded == len(built.unassigned)
+    assert ann["crop_id"].is_monotonic_increasing and ann["file"].is_unique
+    # release pids are 1..N contiguous, one per store identity, sorted by store id
+    assert sorted(ann["identity"].dropna().unique()) == list(range(1, len(built.identities) + 1))
+    assert [i["store_identity"] for i in table.identities] == sorted(built.identities.values())
+    for row in ann.itertuples():
+        parsed = naming.parse_name(row.file.split("/")[1])
+        assert row.file.split("/")[0] == naming.SUBSET_DIRS[row.subset]
+        want = row.identity if not pd.isna(row.identity) else (-1 if row.subset == "train" else 0)
+        assert parsed.pid == want and parsed.frame == row.frame
+        assert parsed.cam == [v["cam"] for v in table.videos if v["video_id"] == row.video_id][0]
+        assert parsed.seq == shots[row.track] + 1
+        assert row.phash is None or (len(row.phash) == 16 and int(row.phash, 16) >= 0)
+    # the unsure value is kept, missing is null, expression is a list
+    assert "unsure" in set(ann["age"].dropna()) and ann["age"].isna().any()
+    assert all(isinstance(v, list) for v in ann["expression"].dropna())
+    assert ann["x1"].dtype == "float32" and ann["identity"].dtype == "Int64"
+
+
+def test_two_unidentified_people_in_one_frame_get_k():
+    frame = pd.DataFrame({
+        "crop_id": [5, 3, 9], "path": ["a", "b", "c"], "video_id": [7, 7, 7], "track_id": [1, 2, 3],
+        "frame_index": [10, 10, 10], "x1": [0.0] * 3, "y1": [0.0] * 3, "x2": [1.0] * 3, "y2": [1.0] * 3,
+        "phash": pd.array([-1, 0, 1], dtype="Int64"), "phash_group": pd.array([1, 2, 3], dtype="Int64"),
+        "identity": pd.array([None, None, None], dtype="Int64"), "subset": ["gallery", "gallery", "train"],
+    })  # fmt: skip
+    table = build_table(frame, TAX, {7: VideoInfo(7, "T", "f" * 64)}, {1: 0, 2: 0, 3: 4})
+    assert table.annotations["file"].tolist() == [
+        "bounding_box_test/0000_c1s1_000010_01.jpg",  # crop 3 first: k follows crop-id order
+        "bounding_box_test/0000_c1s1_000010_02.jpg",
+        "bounding_box_train/-1_c1s5_000010_01.jpg",
+    ]
+    assert table.annotations["phash"].tolist() == ["0000000000000000", "ffffffffffffffff", "0000000000000001"]
+    frame.loc[0, "subset"] = "query"
+    with pytest.raises(UserError, match="query crops have no identity"):
+        build_table(frame, TAX, {7: VideoInfo(7, "T", "f" * 64)}, {1: 0, 2: 0, 3: 4})
+
+
+def test_captions_from_labels():
+    full = {"gender": "female", "age": "young_adult", "physique": "medium", "height": "average",
+            "body_posture": "standing", "arm_posture": "arms_crossed", "expression": ["happiness"]}  # fmt: skip
+    assert caption(full, TAX) == (
+        "A young adult woman of medium build and average height, standing with arms crossed, looking happy."
+    )
+    assert caption({"gender": "male", "age": "elderly", "expression": ["surprise", "fear"]}, TAX) == (
+        "An elderly man, looking afraid and surprised."
+    )
+    assert caption({"gender": "female", "age": "child", "height": "tall", "arm_posture": "holding_object"}, TAX) == (
+        "A tall girl, holding something."
+    )
+    # unsure and missing parts are skipped, not spelled out
+    assert caption({"gender": "unsure", "age": "unsure", "expression": ["unsure"], "body_posture": None}, TAX) == "A person."
+    assert caption({"expression": ["neutral"], "body_posture": "lying"}, TAX) == (
+        "A person, lying down, with a neutral expression."
+    )
+
+
+def test_qa_pairs_skip_unsure_and_list_options():
+    pairs = qa_pairs({"gender": "male", "age": "unsure", "expression": ["anger", "disgust"]}, TAX)
+    assert [p["attribute"] for p in pairs] == ["gender", "expression"]
+    assert pairs[0]["answer"] == "Male" and pairs[0]["options"] == ["Male", "Female"]
+    assert pairs[1]["answer"] == "Anger, Disgust" and pairs[1]["multilabel"] is True
+    assert "unsure" not in " ".join(pairs[1]["options"]).lower()
