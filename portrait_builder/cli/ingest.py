@@ -1,0 +1,97 @@
+"""``portrait ingest`` (videos into a project) and ``portrait doctor`` (crop files vs rows)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ingest",
+        help="decode, detect, track and crop videos into a project",
+        description="Ingest videos: ffmpeg decode, person detection, tracking, 256x128 crops into the store. "
+        "Resumable: re-running after a crash continues after the last committed frame. Defaults come from "
+        "pipelines/ingest.yaml.",
+    )
+    p.add_argument("project")
+    p.add_argument("videos", nargs="+", metavar="VIDEO")
+    p.add_argument("--detector", help="detector backend: hog (default, no weights), onnx, jde")
+    p.add_argument("--weights", metavar="PATH", help="detector weights (onnx model, jde checkpoint)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--track-stride", type=int, metavar="S", help="detect and track every S-th frame")
+    p.add_argument("--crop-every", type=int, metavar="N", help="one crop per track every N processed frames")
+    p.add_argument("--min-height", type=float, metavar="PX", help="no crops of boxes shorter than this")
+    p.add_argument("--min-score", type=float, metavar="X", help="no crops of boxes scoring below this")
+    p.add_argument("--mot-out", metavar="FILE", help="also write every tracked box in MOTChallenge format "
+                   "(one video only; with several, VIDEO-STEM is inserted before the suffix)")
+    p.add_argument("--config", metavar="YAML", help="ingest settings file (default: the shipped pipelines/ingest.yaml)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("doctor", help="check crop files against the store (orphans, missing files)",
+                       description="Report crop files no row names (orphans, leftovers of a crash) and rows whose "
+                       "file is missing; --repair deletes orphans and re-cuts missing crops from their videos.")
+    p.add_argument("project")
+    p.add_argument("--repair", action="store_true")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+
+_FLAGS = {"detector": "detector", "weights": "weights", "device": "device", "track_stride": "track_stride",
+          "crop_every": "crop_every", "min_height": "min_height", "min_score": "min_score"}
+
+
+def cmd_ingest(args) -> int:
+    from pathlib import Path
+
+    from portrait_builder.errors import UserError
+    from portrait_builder.ingest import IngestConfig, ingest_video, load_ingest_yaml
+    from portrait_builder.store import Project
+
+    values = load_ingest_yaml(args.config)
+    for attr, key in _FLAGS.items():
+        if getattr(args, attr) is not None:
+            values[key] = getattr(args, attr)
+    base = IngestConfig.from_mapping(values)
+    project = Project.open(args.project)
+    for v in args.videos:  # check every input before the first long run
+        if not Path(v).is_file():
+            raise UserError(f"video not found: {v}")
+    bad = []
+    for v in args.videos:
+        mot = args.mot_out
+        if mot and len(args.videos) > 1:
+            m = Path(mot)
+            mot = str(m.with_name(f"{m.stem}-{Path(v).stem}{m.suffix}"))
+        from dataclasses import replace
+
+        report = ingest_video(project, v, replace(base, mot_out=mot), progress=not args.no_progress)
+        if report.get("skipped"):
+            print(f"{v}: already ingested (video {report['video_id']}), nothing to do")
+            continue
+        print(f"{v}: {report['status']}: {report['frames_processed']} frames, {report['tracks']} tracks, "
+              f"{report['crops']} crops, {report['fps_end_to_end']} frames/s")
+        if report["status"] != "done":
+            bad.append(f"{v}: {report['status']}: {report['error']}")
+    if bad:
+        print(f"portrait: error: {'; '.join(bad)} (crops before the bad point are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_doctor(args) -> int:
+    from portrait_builder.ingest import doctor
+    from portrait_builder.store import Project
+
+    report = doctor(Project.open(args.project), repair=args.repair)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"crops {report['crops']}, files {report['files']}")
+        print(f"orphan files {len(report['orphans'])}, temp files {len(report['temp_files'])}, missing files {len(report['missing'])}")
+        if args.repair:
+            print(f"removed {report['removed']}, restored {report['restored']}, unrepairable {len(report['unrepairable'])}")
+    problems = report["unrepairable"] if args.repair else report["orphans"] + report["temp_files"] + report["missing"]
+    return 1 if problems else 0

@@ -1,0 +1,77 @@
+"""Ingest settings: a frozen dataclass in the library; YAML and flags are parsed at the CLI edge."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from portrait_builder.errors import UserError
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """How to ingest a video.
+
+    detector / weights / device / detector_options: which backend (``create_detector`` arguments).
+    track_stride: detect and track every S-th decoded frame (the others never reach Python).
+    crop_every: one crop per track every N processed frames.
+    min_height: tracked boxes shorter than this (source pixels) get no crop.
+    min_score: tracked boxes scoring below this get no crop.
+    commit_every: processed frames per store transaction (crash loses at most this many).
+    jpeg_quality: crop JPEG quality.
+    queue_size: bound of each inter-stage queue (frames), so memory stays flat.
+    shot_cuts: reset the tracker at detected shot cuts.
+    tracker: ``TrackerConfig`` keyword overrides.
+    mot_out: write every tracked box of every processed frame here (MOTChallenge, 1-based frames).
+    """
+
+    detector: str = "hog"
+    weights: str | None = None
+    device: str = "auto"
+    detector_options: dict = field(default_factory=dict)
+    track_stride: int = 1
+    crop_every: int = 5
+    min_height: float = 48.0
+    min_score: float = 0.0
+    commit_every: int = 25
+    jpeg_quality: int = 95
+    queue_size: int = 16
+    shot_cuts: bool = True
+    tracker: dict = field(default_factory=dict)
+    mot_out: str | None = None
+
+    def __post_init__(self):
+        if self.track_stride < 1 or self.crop_every < 1 or self.commit_every < 1 or self.queue_size < 1:
+            raise UserError("ingest: track_stride, crop_every, commit_every and queue_size must be >= 1")
+        if self.min_height < 0 or not 0 <= self.min_score <= 1:
+            raise UserError("ingest: min_height must be >= 0 and min_score in [0, 1]")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise UserError("ingest: jpeg_quality must be in 1..100")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: dict) -> IngestConfig:
+        valid = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - valid)
+        if unknown:
+            raise UserError(f"ingest config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
+        return cls(**values)
+
+
+def load_ingest_yaml(path: str | Path | None = None) -> dict:
+    """The defaults of ``pipelines/ingest.yaml`` (or ``path``) as a mapping for :meth:`IngestConfig.from_mapping`."""
+    if path is None:
+        from portrait_builder.resources import pipelines_dir
+
+        path = pipelines_dir() / "ingest.yaml"
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise UserError(f"cannot read ingest settings {path}: {str(exc).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: expected a mapping of ingest settings")
+    return data

@@ -1,0 +1,425 @@
+"""Render synthetic people videos with exact ground truth.
+
+Each person is a figure with a head (skin, hair), a patterned torso, swinging arms and legs (trousers,
+shoes), drawn with anti-aliased OpenCV primitives so that OpenCV's HOG people detector finds them.
+People enter and leave the frame, walk in both directions at different depths (so they cross and the
+nearer one occludes the farther), and the video is cut into shots with a different background and
+palette each; people may reappear in a later shot with the same identity and clothes.
+
+Ground truth: one MOTChallenge row per visible person per frame
+``frame (1-based), id, x, y, w, h, 1, 1, visibility, -1`` where the box is the tight box of the
+figure's pixels clipped to the frame and visibility the fraction of those pixels not hidden by
+nearer figures.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import subprocess
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from portrait_builder.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Figure proportions (fractions of the figure height), tuned so OpenCV's HOG people detector fires.
+SHAPE = {'swing': 0.4, 'leg': 0.1, 'arm': 0.065, 'shoulder': 0.3, 'arm_swing': 0.8}
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What to render. Defaults give a 10 s clip, small enough for tests, that HOG detects well."""
+
+    width: int = 480
+    height: int = 320
+    fps: float = 10.0
+    num_frames: int = 100
+    num_people: int = 4
+    #: Frames where a new shot starts (besides 0); each shot gets its own background and palette.
+    shot_starts: tuple[int, ...] = (50,)
+    #: Figure heights in pixels (HOG's 64x128 window finds people from about 90 px up).
+    min_person_height: int = 120
+    max_person_height: int = 160
+    #: Walking speed range in pixels per frame.
+    min_speed: float = 3.0
+    max_speed: float = 7.0
+    seed: int = 0
+    #: "h264" (mp4/mkv) or "mjpeg" (avi); None picks by the file suffix.
+    codec: str | None = None
+    #: Quality: x264 CRF, or MJPEG q (2 best .. 31 worst).
+    quality: int = 18
+
+    def __post_init__(self):
+        if self.width < 64 or self.height < 64 or self.num_frames < 1 or self.num_people < 1 or self.fps <= 0:
+            raise UserError("synth: need width, height >= 64, num_frames >= 1, num_people >= 1, fps > 0")
+        if not 32 <= self.min_person_height <= self.max_person_height:
+            raise UserError("synth: need 32 <= min_person_height <= max_person_height")
+        if any(not 0 < s < self.num_frames for s in self.shot_starts):
+            raise UserError(f"synth: shot_starts must lie in (0, {self.num_frames})")
+
+
+@dataclass(frozen=True)
+class Person:
+    person_id: int  # 1-based, the MOT id
+    height_px: float
+    width_factor: float
+    skin: tuple[int, int, int]
+    hair: tuple[int, int, int]
+    long_hair: bool
+    shirt: tuple[int, int, int]
+    shirt2: tuple[int, int, int]
+    pattern: str  # plain | stripes | split
+    trousers: tuple[int, int, int]
+    shoes: tuple[int, int, int]
+    attributes: dict = field(default_factory=dict)
+
+
+@dataclass
+class SynthGroundTruth:
+    """Ground truth of a rendered video.
+
+    mot: (K, 10) float64 MOTChallenge rows (frame 1-based, id, x, y, w, h, conf=1, class=1, visibility, -1).
+    persons: the people (attributes per person: taxonomy attribute -> value name; expression is
+        a list). shot_starts: first frame index (0-based) of each shot, starting with 0.
+    appearances: (person_id, shot_index, first_frame, last_frame) per person per shot (0-based frames).
+    """
+
+    config: SynthConfig
+    mot: np.ndarray
+    persons: list[Person]
+    shot_starts: list[int]
+    appearances: list[tuple[int, int, int, int]]
+    path: str | None = None
+
+    def frame_boxes(self, frame_index: int, min_visibility: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """(ids (N,), xyxy (N, 4)) of the people visible in 0-based ``frame_index``."""
+        rows = self.mot[(self.mot[:, 0] == frame_index + 1) & (self.mot[:, 8] >= min_visibility)]
+        xyxy = rows[:, 2:6].astype(np.float32).copy()
+        xyxy[:, 2:] += xyxy[:, :2]
+        return rows[:, 1].astype(np.int64), xyxy
+
+    def write_mot(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lines = [
+            f"{int(r[0])},{int(r[1])},{r[2]:.2f},{r[3]:.2f},{r[4]:.2f},{r[5]:.2f},1,1,{r[8]:.3f},-1" for r in self.mot
+        ]
+        path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        return path
+
+    def to_dict(self) -> dict:
+        return {
+            "config": asdict(self.config),
+            "path": self.path,
+            "shot_starts": self.shot_starts,
+            "persons": [asdict(p) for p in self.persons],
+            "appearances": [list(a) for a in self.appearances],
+            "rows": int(len(self.mot)),
+        }
+
+    def write_json(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2), encoding="utf-8")
+        return path
+
+
+# --------------------------------------------------------------------------------------------- people
+def _colour(rng: np.random.Generator, lo: int = 30, hi: int = 230) -> tuple[int, int, int]:
+    return tuple(int(v) for v in rng.integers(lo, hi, 3))
+
+
+def _distinct_colours(rng: np.random.Generator, n: int) -> list[tuple[int, int, int]]:
+    """n saturated colours with hues spread around the circle (distinct identities for the embedding)."""
+    hues = (np.arange(n) * (180 / max(n, 1)) + rng.uniform(0, 180)) % 180
+    rng.shuffle(hues)
+    out = []
+    for h in hues:
+        hsv = np.uint8([[[int(h), int(rng.integers(150, 255)), int(rng.integers(120, 230))]]])
+        out.append(tuple(int(v) for v in cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)[0, 0]))
+    return out
+
+
+def _choose_attributes(rng: np.random.Generator, taxonomy) -> dict:
+    attrs: dict = {}
+    for a in taxonomy.attributes:
+        if a.kind == "identity":
+            continue
+        classes = list(a.classes)
+        if a.name == "body_posture" and "walking" in classes:
+            attrs[a.name] = "walking"  # they all walk
+        elif a.name == "arm_posture" and "arms_down" in classes:
+            attrs[a.name] = "arms_down"
+        elif a.multilabel:
+            attrs[a.name] = [classes[int(rng.integers(len(classes)))]]
+        else:
+            attrs[a.name] = classes[int(rng.integers(len(classes)))]
+    return attrs
+
+
+def make_people(config: SynthConfig, taxonomy=None) -> list[Person]:
+    if taxonomy is None:
+        from portrait_builder.taxonomy import load_taxonomy
+
+        taxonomy = load_taxonomy(None)
+    rng = np.random.default_rng(config.seed)
+    shirts = _distinct_colours(rng, config.num_people)
+    people = []
+    for i in range(config.num_people):
+        attrs = _choose_attributes(rng, taxonomy)
+        scale = {"short": 0.9, "tall": 1.1}.get(attrs.get("height"), 1.0)
+        width = {"thin": 0.9, "heavy": 1.2}.get(attrs.get("physique"), 1.0)
+        h = float(rng.uniform(config.min_person_height, config.max_person_height)) * scale
+        h = float(np.clip(h, config.min_person_height, config.max_person_height * 1.05))
+        skin = tuple(int(v) for v in rng.choice([[120, 160, 210], [90, 130, 180], [60, 90, 140], [150, 180, 230]]))
+        people.append(
+            Person(
+                person_id=i + 1,
+                height_px=h,
+                width_factor=width,
+                skin=skin,
+                hair=_colour(rng, 10, 90),
+                long_hair=attrs.get("gender") == "female",
+                shirt=shirts[i],
+                shirt2=_colour(rng),
+                pattern=["plain", "stripes", "split"][i % 3],
+                trousers=_colour(rng, 20, 160),
+                shoes=_colour(rng, 0, 60),
+                attributes=attrs,
+            )
+        )
+    return people
+
+
+def _draw_person(canvas: np.ndarray, mask: np.ndarray, p: Person, cx: float, foot_y: float, h: float, phase: float, facing: int) -> None:
+    """Draw one figure on ``canvas`` and set its pixels to 255 in ``mask`` (same primitives)."""
+    s = 16  # fixed-point shift: sub-pixel positions keep the motion smooth
+    f = float(1 << 4)
+
+    def P(x, y):  # noqa: N802 - a point in fixed point
+        return (int(round(x * f)), int(round(y * f)))
+
+    def line(a, b, colour, thick):
+        t = max(1, int(round(thick)))
+        for img, col in ((canvas, colour), (mask, 255)):
+            cv2.line(img, P(*a), P(*b), col, t, cv2.LINE_AA if img is canvas else cv2.LINE_8, 4)
+
+    def poly(pts, colour):
+        arr = np.array([P(*q) for q in pts], np.int32)
+        cv2.fillPoly(canvas, [arr], colour, cv2.LINE_AA, 4)
+        cv2.fillPoly(mask, [arr], 255, cv2.LINE_8, 4)
+
+    def ellipse(c, axes, colour):
+        for img, col in ((canvas, colour), (mask, 255)):
+            cv2.ellipse(img, P(*c), P(*axes), 0, 0, 360, col, -1, cv2.LINE_AA if img is canvas else cv2.LINE_8, 4)
+
+    del s
+    w = SHAPE['shoulder'] * h * p.width_factor  # shoulder width
+    head_r = 0.068 * h
+    top = foot_y - h
+    neck_y = top + 2 * head_r + 0.01 * h
+    hip_y = top + 0.52 * h
+    leg_len = foot_y - hip_y - 0.02 * h
+    swing = SHAPE['swing'] * math.sin(phase)  # radians
+    # Back arm and leg first (darker), then torso, then front limbs.
+    leg_t, arm_t = SHAPE['leg'] * h * p.width_factor, SHAPE['arm'] * h
+    shoulder_y = neck_y + 0.03 * h
+    arm_len = 0.36 * h
+    darker = tuple(int(c * 0.75) for c in p.shirt)
+
+    def limb_end(x0, y0, length, angle):
+        return (x0 + facing * length * math.sin(angle), y0 + length * math.cos(angle))
+
+    # back leg and arm
+    foot_b = limb_end(cx, hip_y, leg_len, -swing)
+    line((cx, hip_y), foot_b, tuple(int(c * 0.8) for c in p.trousers), leg_t)
+    line(foot_b, (foot_b[0] + facing * 0.06 * h, foot_b[1]), p.shoes, 0.04 * h)
+    hand_b = limb_end(cx, shoulder_y, arm_len, swing * SHAPE['arm_swing'])
+    line((cx, shoulder_y), hand_b, darker, arm_t)
+    # torso
+    torso = [(cx - w / 2, shoulder_y), (cx + w / 2, shoulder_y), (cx + w * 0.38, hip_y + 0.02 * h), (cx - w * 0.38, hip_y + 0.02 * h)]
+    poly(torso, p.shirt)
+    if p.pattern == "stripes":
+        for k in range(1, 5):
+            y = shoulder_y + k * (hip_y - shoulder_y) / 5
+            line((cx - w * 0.42, y), (cx + w * 0.42, y), p.shirt2, 0.025 * h)
+    elif p.pattern == "split":
+        lower = [(cx - w * 0.45, (shoulder_y + hip_y) / 2), (cx + w * 0.45, (shoulder_y + hip_y) / 2), torso[2], torso[3]]
+        poly(lower, p.shirt2)
+    # front leg and arm
+    foot_f = limb_end(cx, hip_y, leg_len, swing)
+    line((cx, hip_y), foot_f, p.trousers, leg_t)
+    line(foot_f, (foot_f[0] + facing * 0.06 * h, foot_f[1]), p.shoes, 0.04 * h)
+    hand_f = limb_end(cx, shoulder_y, arm_len, -swing * SHAPE['arm_swing'])
+    line((cx, shoulder_y), hand_f, p.shirt, arm_t)
+    ellipse(hand_f, (0.025 * h, 0.025 * h), p.skin)
+    # neck, head, hair
+    line((cx, neck_y - 0.02 * h), (cx, shoulder_y), p.skin, 0.05 * h)
+    head_c = (cx, top + head_r)
+    if p.long_hair:
+        poly([(cx - head_r * 1.05, top + head_r), (cx + head_r * 1.05, top + head_r), (cx + head_r * 1.1, neck_y + 0.05 * h), (cx - head_r * 1.1, neck_y + 0.05 * h)], p.hair)
+    ellipse(head_c, (head_r * 0.85, head_r), p.skin)
+    ellipse((cx, top + head_r * 0.55), (head_r * 0.9, head_r * 0.55), p.hair)
+
+
+# ---------------------------------------------------------------------------------------- backgrounds
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """A textured scene: smooth colour noise, a floor, a few soft blocks; its own palette per shot."""
+    base = np.array(_colour(rng, 60, 200), np.float32)
+    accent = np.array(_colour(rng, 40, 220), np.float32)
+    low = rng.normal(0, 1, (height // 32 + 2, width // 32 + 2, 1)).astype(np.float32)
+    low = cv2.resize(low, (width, height), interpolation=cv2.INTER_CUBIC)[..., None]
+    # Gentle low-frequency variation between two related colours: texture without strong edges.
+    img = base + 0.25 * np.clip(low, -2, 2) * (accent - base)
+    horizon = int(height * rng.uniform(0.35, 0.5))
+    floor = np.array(_colour(rng, 50, 180), np.float32)
+    img[horizon:] = 0.35 * img[horizon:] + 0.65 * floor
+    for _ in range(int(rng.integers(3, 7))):  # soft buildings / furniture above the horizon
+        x0 = int(rng.integers(0, width))
+        bw = int(rng.integers(width // 12, width // 4))
+        bh = int(rng.integers(height // 10, horizon))
+        col = np.array(_colour(rng, 40, 220), np.float32)
+        img[horizon - bh : horizon, x0 : x0 + bw] = 0.5 * img[horizon - bh : horizon, x0 : x0 + bw] + 0.5 * col
+    img += rng.normal(0, 4, img.shape).astype(np.float32)  # fine texture
+    img = cv2.GaussianBlur(img, (0, 0), 1.2)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------------------------------ the scene
+@dataclass
+class _Walk:
+    person: Person
+    shot: int
+    start: int  # frame where it enters
+    x0: float
+    speed: float  # px / frame, signed
+    foot_y: float
+    phase0: float
+
+
+def _plan(config: SynthConfig, people: list[Person], rng: np.random.Generator) -> tuple[list[int], list[_Walk]]:
+    starts = [0, *sorted(config.shot_starts)]
+    ends = [*starts[1:], config.num_frames]
+    walks: list[_Walk] = []
+    W, H = config.width, config.height  # noqa: N806
+    for shot, (s0, s1) in enumerate(zip(starts, ends, strict=True)):
+        n_shot = s1 - s0
+        # Every shot shows most people; a person may be absent from a shot and come back later.
+        present = [p for p in people if shot == 0 or rng.random() < 0.8] or people[:1]
+        for k, p in enumerate(present):
+            direction = 1 if (k + shot) % 2 == 0 else -1
+            speed = direction * float(rng.uniform(config.min_speed, config.max_speed))
+            half = 0.2 * p.height_px
+            # Enter from a side, early or a little after the cut, or start inside the frame.
+            if rng.random() < 0.5:
+                x0 = -half if direction > 0 else W + half
+                start = s0 + int(rng.integers(0, max(1, n_shot // 3)))
+            else:
+                x0 = float(rng.uniform(0.1 * W, 0.9 * W))
+                start = s0
+            # HOG only scores windows inside the image, and its window reaches about 0.21 person heights
+            # beyond head and feet: keep that margin so every figure is detectable when fully in view.
+            lo, hi = 1.25 * p.height_px, H - 0.22 * p.height_px
+            foot_y = float(rng.uniform(lo, hi)) if hi > lo else float(0.5 * (lo + hi))
+            walks.append(_Walk(p, shot, start, x0, speed, foot_y, float(rng.uniform(0, 2 * math.pi))))
+    return starts, walks
+
+
+def render_frames(config: SynthConfig, taxonomy=None) -> Iterator[tuple[int, np.ndarray, list[tuple[int, np.ndarray, float]]]]:
+    """Yield ``(frame_index, bgr_frame, [(person_id, xyxy, visibility), ...])`` for every frame."""
+    people = make_people(config, taxonomy)
+    rng = np.random.default_rng(config.seed + 7919)
+    starts, walks = _plan(config, people, rng)
+    backgrounds = [_background(rng, config.width, config.height) for _ in starts]
+    shot = 0
+    for t in range(config.num_frames):
+        while shot + 1 < len(starts) and t >= starts[shot + 1]:
+            shot += 1
+        frame = backgrounds[shot].copy()
+        active = [w for w in walks if w.shot == shot and t >= w.start]
+        active.sort(key=lambda w: w.foot_y)  # farther (higher on screen) first: nearer ones occlude
+        masks = []
+        for w in active:
+            steps = t - w.start
+            cx = w.x0 + w.speed * steps
+            h = w.person.height_px * (0.85 + 0.15 * (w.foot_y / config.height))  # perspective
+            if cx < -h or cx > config.width + h:
+                masks.append(None)
+                continue
+            # Legs swing once per stride of about 0.8 body heights; phase follows the distance walked.
+            phase = w.phase0 + abs(w.speed) * steps * 2 * math.pi / (0.8 * h)
+            mask = np.zeros(frame.shape[:2], np.uint8)
+            _draw_person(frame, mask, w.person, cx, w.foot_y, h, phase, 1 if w.speed > 0 else -1)
+            masks.append(mask)
+        boxes = []
+        for i, (w, m) in enumerate(zip(active, masks, strict=True)):
+            if m is None:
+                continue
+            ys, xs = np.nonzero(m)
+            if len(xs) < 20:
+                continue
+            occluders = [mm for mm in masks[i + 1 :] if mm is not None]
+            hidden = np.zeros_like(m)
+            for mm in occluders:
+                hidden |= mm
+            visible = float(np.count_nonzero(m & ~hidden)) / float(len(xs))
+            xyxy = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+            boxes.append((w.person.person_id, xyxy, visible))
+        yield t, frame, boxes
+
+
+def _codec_args(path: Path, config: SynthConfig) -> list[str]:
+    codec = config.codec or ("mjpeg" if path.suffix.lower() == ".avi" else "h264")
+    if codec == "mjpeg":
+        return ["-c:v", "mjpeg", "-q:v", str(config.quality), "-pix_fmt", "yuvj420p"]
+    if codec == "h264":
+        return ["-c:v", "libx264", "-preset", "veryfast", "-crf", str(config.quality), "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+    raise UserError(f"synth: unknown codec {codec!r}; valid codecs: h264, mjpeg")
+
+
+def render_video(path: str | Path, config: SynthConfig | None = None, *, taxonomy=None) -> SynthGroundTruth:
+    """Render ``config`` to ``path`` with ffmpeg (frames piped as raw bgr24) and return its ground truth."""
+    from portrait_builder.video import ffmpeg_exe
+
+    config = config or SynthConfig()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.stem + ".part" + path.suffix)
+    cmd = [
+        ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+        "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{config.width}x{config.height}", "-r", f"{config.fps}", "-i", "pipe:",
+        *_codec_args(path, config), "-r", f"{config.fps}", str(tmp),
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    rows = []
+    people = make_people(config, taxonomy)
+    try:
+        for t, frame, boxes in render_frames(config, taxonomy):
+            for pid, b, vis in boxes:
+                rows.append([t + 1, pid, b[0], b[1], b[2] - b[0], b[3] - b[1], 1, 1, vis, -1])
+            proc.stdin.write(frame.tobytes())
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    err = proc.stderr.read().decode("utf-8", "replace")
+    if proc.wait() != 0:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"synth: ffmpeg could not write {path}: {err.strip().splitlines()[-1] if err.strip() else 'error'}")
+    tmp.replace(path)
+    mot = np.array(rows, np.float64).reshape(-1, 10)
+    starts = [0, *sorted(config.shot_starts)]
+    appearances = []
+    for pid in sorted({int(r) for r in mot[:, 1]}):
+        frames = mot[mot[:, 1] == pid, 0].astype(int) - 1
+        for s, s0 in enumerate(starts):
+            s1 = starts[s + 1] if s + 1 < len(starts) else config.num_frames
+            inside = frames[(frames >= s0) & (frames < s1)]
+            if len(inside):
+                appearances.append((pid, s, int(inside.min()), int(inside.max())))
+    return SynthGroundTruth(config, mot, people, starts, appearances, str(path))
