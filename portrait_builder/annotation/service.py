@@ -311,7 +311,10 @@ class AnnotationService:
 
         def tx(s: Session) -> list[int]:
             now = time.time()
-            s.execute(delete(Lease).where(Lease.attribute == attr, Lease.expires_at < now))
+            # Crops stranded by a lapsed lease (a crashed or idle client) come back first.
+            expired = list(
+                s.scalars(delete(Lease).where(Lease.attribute == attr, Lease.expires_at < now).returning(Lease.crop_id))
+            )
             cl, ls = aliased(CurrentLabel), aliased(Lease)
             base = (
                 select(Crop.id)
@@ -322,19 +325,20 @@ class AnnotationService:
                 .limit(n)
             )
             taken: list[int] = []
-            for lower in dict.fromkeys((self._cursor, 0)):
-                query = base.where(Crop.id > lower)
+            windows = [base.where(Crop.id.in_(sorted(expired)[:n]))] if expired else []
+            windows += [base.where(Crop.id > lower) for lower in dict.fromkeys((self._cursor, 0))]
+            for query in windows:
                 if self._is_pg():
                     query = query.with_for_update(of=Crop, skip_locked=True)
-                ids = list(s.scalars(query))
-                taken = self._insert_leases(s, ids, now + self.lease_seconds)
-                if taken:
+                ids = list(s.scalars(query.limit(n - len(taken))))
+                taken += self._insert_leases(s, ids, now + self.lease_seconds)
+                if len(taken) >= n:
                     break
             return taken
 
         taken = self.project.run_write(tx)
         if taken:
-            self._cursor = max(taken)
+            self._cursor = max(self._cursor, max(taken))
             self._last_renew = time.time()
         self._queue.extend(c for c in taken if c not in self._queue)
         return taken

@@ -1,0 +1,46 @@
+"""`portrait annotators add|list` and `portrait annotate` errors, through the real CLI entry point."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from portrait_builder.cli import main
+from portrait_builder.store import Project
+
+
+def test_annotators_add_and_list(tmp_path, capsys):
+    root = tmp_path / "p"
+    Project.init(root).close()
+    assert main(["annotators", "add", str(root), "alice", "--attribute", "identity"]) == 0
+    assert main(["annotators", "add", str(root), "rita", "--role", "reviewer"]) == 0
+    assert main(["annotators", "add", str(root), "bob"]) == 2
+    assert "needs an assigned attribute" in capsys.readouterr().err
+    assert main(["annotators", "add", str(root), "bob", "--role", "chief", "--attribute", "age"]) == 2
+    assert "valid roles: annotator, reviewer, maintainer" in capsys.readouterr().err
+    assert main(["annotators", "list", str(root)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].split() == ["alice", "annotator", "identity"]
+    assert out[2].split() == ["rita", "reviewer", "-"]
+
+
+def test_annotate_errors_are_one_line(tmp_path):
+    root = tmp_path / "p"
+    Project.init(root).close()
+    assert main(["annotators", "add", str(root), "alice", "--attribute", "age"]) == 0
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "portrait_builder", *args], capture_output=True, text=True, env=env, timeout=120)
+
+    res = run("annotate", str(root), "--annotator", "nobody")
+    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no annotator 'nobody'" in res.stderr
+    res = run("annotate", str(root), "--annotator", "alice", "--attribute", "expression")
+    assert res.returncode == 2 and "may not open the 'expression' queue" in res.stderr
+    res = run("annotate", str(root), "--annotator", "alice", "--review")
+    assert res.returncode == 2 and "needs a reviewer or maintainer" in res.stderr
+    res = run("annotate", str(root), "--annotator", "alice")
+    assert res.returncode == 2 and res.stderr.strip() == (
+        "portrait: error: no display: set DISPLAY (or run under `xvfb-run`), or QT_QPA_PLATFORM=offscreen"
+    )
