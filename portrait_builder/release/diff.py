@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from portrait_builder.release.records import attribute_columns
 from portrait_builder.release.verify import load_release
 
 
@@ -35,11 +36,11 @@ def diff_releases(a: str | Path, b: str | Path) -> dict:
 
     def store_ids(release, df):
         mapping = {i["pid"]: i["store_identity"] for i in release.manifest.get("identities", [])}
-        return df["identity"].map(lambda p: None if pd.isna(p) else mapping.get(int(p)))
+        return {c: None if pd.isna(p) else mapping.get(int(p)) for c, p in zip(df.index, df["identity"], strict=True)}
 
     ia, ib = store_ids(ra, da), store_ids(rb, db)
     moved, changed = [], []
-    attrs = [c for c in ra.taxonomy.names if c in da.columns and c in db.columns]
+    attrs = [c for c in attribute_columns(ra.taxonomy) if c in da.columns and c in db.columns]
     for crop_id in common:
         sa, sb = da.at[crop_id, "subset"], db.at[crop_id, "subset"]
         if sa != sb:
