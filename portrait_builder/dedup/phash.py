@@ -1,0 +1,318 @@
+"""Batched 64-bit perceptual hashes, bit-identical to ``imagehash.phash(PIL.Image.open(path))``.
+
+imagehash (4.x) computes: ``image.convert('L')``, ``resize((32, 32), LANCZOS)``, a 2-D type-II DCT
+(``scipy.fftpack.dct`` on axis 0, then axis 1), the median of the 8x8 low-frequency block, and
+bit ``i`` (row-major, most significant first) = coefficient ``i`` > median.
+
+Per image, imagehash spends most of its time outside the maths: PIL's file plugin machinery, the
+decode, and a LANCZOS resize done row by row. Here the JPEG decode goes through OpenCV (the same
+libjpeg-turbo algorithm with the same defaults, so the same RGB pixels; checked per run on the first
+images against PIL, and the tests compare against imagehash), and the grey conversion, the resize
+and the DCT run on a whole stack of same-sized images at once, in exact integer arithmetic that
+reproduces Pillow's fixed-point code (``Convert.c`` ``rgb2l`` and ``Resample.c``). Anything the fast
+path does not understand (PNG with alpha, CMYK/progressive oddities, 16-bit, palette images) goes
+through PIL itself, so every file gets the reference hash.
+
+Hashes are unsigned 64-bit (numpy ``uint64``); the store keeps them as signed BIGINT
+(:func:`to_signed` / :func:`to_unsigned`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import scipy.fftpack
+
+log = logging.getLogger(__name__)
+
+HASH_SIZE = 8
+IMG_SIZE = HASH_SIZE * 4  # imagehash's highfreq_factor=4
+# Pillow Resample.c: 8-bit images are resampled with 32-8-2 = 22 fractional bits.
+PRECISION_BITS = 22
+LANCZOS_SUPPORT = 3.0
+
+
+# -- signed <-> unsigned ------------------------------------------------------------------------
+def to_signed(hashes) -> np.ndarray:
+    """uint64 hashes -> int64 with the same bits (the store's BIGINT form)."""
+    return np.ascontiguousarray(np.asarray(hashes, dtype=np.uint64)).view(np.int64)
+
+
+def to_unsigned(values) -> np.ndarray:
+    """int64 (store form) -> uint64 hashes with the same bits."""
+    return np.ascontiguousarray(np.asarray(values, dtype=np.int64)).view(np.uint64)
+
+
+def hash_to_hex(h: int | np.integer) -> str:
+    """16 hex digits, the same text as ``str(imagehash.phash(...))``."""
+    return f"{int(h) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+def hex_to_hash(text: str) -> int:
+    """Inverse of :func:`hash_to_hex` (also reads ``str(imagehash.ImageHash)``)."""
+    return int(text, 16)
+
+
+# -- Pillow-exact pieces ------------------------------------------------------------------------
+def _lanczos(x: float) -> float:
+    # Resample.c lanczos_filter / sinc_filter, evaluated with the C library's sin like Pillow does.
+    def sinc(v: float) -> float:
+        if v == 0.0:
+            return 1.0
+        v = v * math.pi
+        return math.sin(v) / v
+
+    if -3.0 <= x < 3.0:
+        return sinc(x) * sinc(x / 3)
+    return 0.0
+
+
+@lru_cache(maxsize=256)
+def _resample_matrix(in_size: int, out_size: int) -> np.ndarray:
+    """Dense (in_size, out_size) matrix of Pillow's integer LANCZOS coefficients (precompute_coeffs +
+    normalize_coeffs_8bpc), so one pass is ``pixels @ matrix``."""
+    scale = in_size / out_size
+    filterscale = max(scale, 1.0)
+    support = LANCZOS_SUPPORT * filterscale
+    mat = np.zeros((in_size, out_size), dtype=np.float64)
+    for xx in range(out_size):
+        center = (xx + 0.5) * scale
+        ss = 1.0 / filterscale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        ws = [_lanczos((x + xmin - center + 0.5) * ss) for x in range(xmax)]
+        ww = 0.0
+        for w in ws:
+            ww += w
+        for x, w in enumerate(ws):
+            if ww != 0.0:
+                w = w / ww
+            # C's (int) cast truncates toward zero, as Python's int() does.
+            mat[x + xmin, xx] = int(-0.5 + w * (1 << PRECISION_BITS)) if w < 0 else int(0.5 + w * (1 << PRECISION_BITS))
+    return mat
+
+
+def _clip8(acc: np.ndarray) -> np.ndarray:
+    # Resample.c clip8 on (sum + 2**21): >> 22, saturated to 0..255.
+    return np.clip(np.floor(acc * (1.0 / (1 << PRECISION_BITS))), 0, 255)
+
+
+def _pass_h(x: np.ndarray, size: int) -> np.ndarray:
+    b, h, w = x.shape
+    if w == size:
+        return x
+    # One 2-D GEMM over all rows of all images (stacked matmul on strided views skips BLAS).
+    y = np.ascontiguousarray(x).reshape(b * h, w) @ _resample_matrix(w, size)
+    return _clip8(y + float(1 << (PRECISION_BITS - 1))).reshape(b, h, size)
+
+
+def _pass_v(x: np.ndarray, size: int) -> np.ndarray:
+    b, h, w = x.shape
+    if h == size:
+        return x
+    xt = np.ascontiguousarray(np.swapaxes(x, 1, 2)).reshape(b * w, h)
+    y = _clip8(xt @ _resample_matrix(h, size) + float(1 << (PRECISION_BITS - 1)))
+    return np.ascontiguousarray(np.swapaxes(y.reshape(b, w, size), 1, 2))
+
+
+def resize_lanczos_exact(gray: np.ndarray, size: int = IMG_SIZE, order: str = "hv") -> np.ndarray:
+    """Pillow's 8-bit LANCZOS resize to (size, size) on a stack (B, H, W) -> (B, size, size) float64.
+
+    Every product and partial sum is an integer below 2**53, so float64 BLAS is exact whatever its
+    summation order. Each pass rounds to 8 bits as Pillow does; ``order`` says which pass runs first
+    (Pillow's choice depends on its version and the geometry: see :func:`pass_order`).
+    """
+    x = gray.astype(np.float64, copy=False)
+    if order == "hv":
+        return _pass_v(_pass_h(x, size), size)
+    return _pass_h(_pass_v(x, size), size)
+
+
+@lru_cache(maxsize=1024)
+def pass_order(height: int, width: int, size: int = IMG_SIZE) -> str | None:
+    """Which pass order reproduces this Pillow's ``resize((size, size), LANCZOS)`` for this geometry.
+
+    Pillow 13 runs the vertical pass first for some shapes (tall crops), older versions always ran
+    the horizontal one first; rather than encode one version's rule, ask the installed Pillow once per
+    geometry on random pixels (two images; both orders almost never agree on random data).
+    Returns "hv", "vh", or None when neither matches (the caller then uses PIL itself).
+    """
+    from PIL import Image
+
+    resample = getattr(Image, "Resampling", Image).LANCZOS
+    rng = np.random.default_rng(height * 100003 + width)
+    probes = rng.integers(0, 256, size=(2, height, width), dtype=np.uint8)
+    ref = np.stack([np.asarray(Image.fromarray(p).resize((size, size), resample)) for p in probes])
+    for order in ("hv", "vh"):
+        if np.array_equal(resize_lanczos_exact(probes, size, order), ref):
+            return order
+    log.warning("no exact resize order for %dx%d images; hashing them through PIL", width, height)
+    return None
+
+
+def rgb_to_l_exact(rgb: np.ndarray) -> np.ndarray:
+    """Pillow ``convert('L')`` of RGB: (R*19595 + G*38470 + B*7471 + 0x8000) >> 16, channels last."""
+    r = rgb[..., 0].astype(np.int32)
+    g = rgb[..., 1].astype(np.int32)
+    b = rgb[..., 2].astype(np.int32)
+    return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).astype(np.uint8)
+
+
+def hashes_from_small(pixels: np.ndarray) -> np.ndarray:
+    """(B, 32, 32) resized grey images (integer values) -> (B,) uint64 pHashes.
+
+    ``scipy.fftpack.dct`` runs on the whole stack along the same axes imagehash uses; each 1-D
+    transform is computed independently, so the coefficients are the same bits as one image at a time.
+    """
+    pixels = np.asarray(pixels, dtype=np.float64)
+    if pixels.ndim != 3 or pixels.shape[1:] != (IMG_SIZE, IMG_SIZE):
+        raise ValueError(f"expected a (B, {IMG_SIZE}, {IMG_SIZE}) stack, got {pixels.shape}")
+    if len(pixels) == 0:
+        return np.zeros(0, dtype=np.uint64)
+    dct = scipy.fftpack.dct(scipy.fftpack.dct(pixels, axis=1), axis=2)
+    low = dct[:, :HASH_SIZE, :HASH_SIZE].reshape(len(pixels), HASH_SIZE * HASH_SIZE)
+    med = np.median(low, axis=1)
+    bits = low > med[:, None]
+    # First coefficient = most significant bit, as imagehash's hex string.
+    return np.packbits(bits, axis=1).view(">u8").ravel().astype(np.uint64)
+
+
+# -- decoding -----------------------------------------------------------------------------------
+def _jpeg_components(data: bytes) -> int | None:
+    """Number of colour components of a baseline/progressive JPEG, or None if not a JPEG we trust."""
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
+        return None
+    i = 2
+    n = len(data)
+    while i + 4 <= n:
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        length = (data[i + 2] << 8) | data[i + 3]
+        if marker == 0xEE:  # Adobe APP14: colour transform flags PIL and OpenCV may read differently
+            return None
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+            if marker not in (0xC0, 0xC1, 0xC2):  # lossless / arithmetic: leave to PIL
+                return None
+            if i + 10 > n or data[i + 4] != 8:  # 8-bit samples only
+                return None
+            return data[i + 9]
+        i += 2 + length
+    return None
+
+
+def _decode_gray_fast(path: str) -> np.ndarray | None:
+    """Grey 8-bit pixels exactly as PIL's ``Image.open(path).convert('L')``, or None to use PIL."""
+    import cv2
+
+    try:
+        data = Path(path).read_bytes()
+    except OSError:
+        return None
+    comps = _jpeg_components(data)
+    if comps not in (1, 3):
+        return None
+    buf = np.frombuffer(data, dtype=np.uint8)
+    flags = cv2.IMREAD_IGNORE_ORIENTATION | (cv2.IMREAD_GRAYSCALE if comps == 1 else cv2.IMREAD_COLOR)
+    img = cv2.imdecode(buf, flags)
+    if img is None:
+        return None
+    if comps == 1:
+        return img
+    return rgb_to_l_exact(img[..., ::-1])
+
+
+def _decode_gray_pil(path: str) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L"))
+
+
+def _small_pil(path: str) -> np.ndarray:
+    """The reference: PIL's own convert + resize (used for files the fast path does not take)."""
+    from PIL import Image
+
+    resample = getattr(Image, "Resampling", Image).LANCZOS
+    with Image.open(path) as im:
+        return np.asarray(im.convert("L").resize((IMG_SIZE, IMG_SIZE), resample), dtype=np.float64)
+
+
+def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
+    """Hash a chunk; returns (hashes, indices of files that could not be read)."""
+    small = np.zeros((len(paths), IMG_SIZE, IMG_SIZE), dtype=np.float64)
+    by_shape: dict[tuple[int, int], list[tuple[int, np.ndarray]]] = {}
+    failed: list[int] = []
+    for i, p in enumerate(paths):
+        gray = _decode_gray_fast(p)
+        if gray is None:
+            try:
+                small[i] = _small_pil(p)
+            except Exception as exc:  # unreadable / not an image: reported by the caller
+                log.warning("cannot hash %s: %s", p, exc)
+                failed.append(i)
+            continue
+        by_shape.setdefault(gray.shape, []).append((i, gray))
+    for (h, w), items in by_shape.items():
+        idx = [i for i, _ in items]
+        order = pass_order(h, w)
+        if order is None:
+            for i in idx:
+                small[i] = _small_pil(paths[i])
+            continue
+        small[idx] = resize_lanczos_exact(np.stack([g for _, g in items]), IMG_SIZE, order)
+    hashes = hashes_from_small(small)
+    return hashes, failed
+
+
+def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None = None, *,
+                        chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`phash_files` but never raises: returns (uint64 hashes, bool mask of readable files)."""
+    paths = [os.fspath(p) for p in paths]
+    out = np.zeros(len(paths), dtype=np.uint64)
+    ok = np.ones(len(paths), dtype=bool)
+    if not paths:
+        return out, ok
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 4)
+    chunks = [(s, paths[s : s + chunk]) for s in range(0, len(paths), chunk)]
+
+    def run(item):
+        start, part = item
+        return start, _hash_chunk(part)
+
+    if workers <= 1 or len(chunks) == 1:
+        results = list(map(run, chunks))
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(run, chunks))
+    for start, (hashes, failed) in results:
+        out[start : start + len(hashes)] = hashes
+        ok[[start + i for i in failed]] = False
+    out[~ok] = 0
+    return out, ok
+
+
+def phash_files(paths: Sequence[str | os.PathLike], workers: int | None = None, *, chunk: int = 256) -> np.ndarray:
+    """pHash of each image file, bit-identical to ``imagehash.phash(PIL.Image.open(p))``, as uint64.
+
+    Work is split in chunks of ``chunk`` files over ``workers`` threads (default: CPU count, at most
+    4): OpenCV's decoder and BLAS release the GIL, so threads scale without process start-up or
+    pickling. Raises ``OSError`` naming the first file that cannot be read as an image.
+    """
+    paths = [os.fspath(p) for p in paths]
+    hashes, ok = phash_files_checked(paths, workers, chunk=chunk)
+    if not ok.all():
+        bad = np.flatnonzero(~ok)
+        raise OSError(f"cannot read image {paths[bad[0]]} ({len(bad)} unreadable file(s))")
+    return hashes

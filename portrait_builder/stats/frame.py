@@ -1,0 +1,115 @@
+"""One row per crop with everything a release or a statistic needs, read in a few SQL queries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sqlalchemy import select
+
+from portrait_builder.dedup.phash import to_unsigned
+from portrait_builder.split.store import attach_identity
+from portrait_builder.store.models import Crop, CurrentLabel, Identity, SplitAssignment, Track
+
+FRAME_COLUMNS = (
+    "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
+    "x1", "y1", "x2", "y2", "score", "blur", "phash", "phash_hex", "phash_group",
+    "identity", "identity_label", "identity_name", "identity_gender", "subset",
+)
+
+
+def project_frame(project, split: str | None = "default") -> pd.DataFrame:
+    """A DataFrame with one row per crop (sorted by crop id).
+
+    Columns: ``crop_id, path`` (relative to the crop root), ``video_id, track_id, tracker_id,
+    frame_index, timestamp, x1, y1, x2, y2`` (box, absolute xyxy pixels), ``score, blur``,
+    ``phash`` (Int64, the stored signed form), ``phash_hex`` (16 hex digits of the unsigned hash, as
+    ``str(imagehash.phash(...))``), ``phash_group`` (Int64), ``identity`` (Int64 identity id; NA when
+    the label is 'unknown', 'unsure' or missing), ``identity_label`` (the stored text), ``identity_name``,
+    ``identity_gender`` (from the identities table), ``subset`` ('train'|'query'|'gallery' in
+    ``split``, else None) and one column per other taxonomy attribute holding its current value
+    decoded (multi-label attributes as a list of names; missing as None).
+    """
+    taxonomy = project.taxonomy
+    with project.session() as s:
+        crops = pd.DataFrame(
+            s.execute(
+                select(
+                    Crop.id, Crop.path, Crop.video_id, Crop.track_id, Track.tracker_id, Crop.frame_index,
+                    Crop.timestamp, Crop.x1, Crop.y1, Crop.x2, Crop.y2, Crop.score, Crop.blur, Crop.phash,
+                    Crop.phash_group,
+                )
+                .join(Track, Track.id == Crop.track_id, isouter=True)
+                .order_by(Crop.id)
+            ).all(),
+            columns=[
+                "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
+                "x1", "y1", "x2", "y2", "score", "blur", "phash", "phash_group",
+            ],
+        )
+        labels = pd.DataFrame(
+            s.execute(
+                select(CurrentLabel.crop_id, CurrentLabel.attribute, CurrentLabel.value).where(
+                    CurrentLabel.value.is_not(None)
+                )
+            ).all(),
+            columns=["crop_id", "attribute", "value"],
+        )
+        idents = pd.DataFrame(
+            s.execute(select(Identity.id, Identity.name, Identity.gender)).all(),
+            columns=["identity", "identity_name", "identity_gender"],
+        )
+        assignment = None
+        if split is not None:
+            assignment = pd.DataFrame(
+                s.execute(
+                    select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split)
+                ).all(),
+                columns=["crop_id", "subset"],
+            )
+    for col in ("video_id", "track_id", "frame_index", "crop_id"):
+        crops[col] = crops[col].astype(np.int64) if len(crops) else crops[col].astype(np.int64)
+    crops["tracker_id"] = pd.array(crops["tracker_id"], dtype="Int64")
+    for col in ("timestamp", "score", "blur", "x1", "y1", "x2", "y2"):
+        crops[col] = crops[col].astype(np.float64)
+    crops["phash"] = pd.array(crops["phash"], dtype="Int64")
+    ph = crops["phash"]
+    hexes = np.full(len(crops), None, dtype=object)
+    has = ph.notna().to_numpy()
+    if has.any():
+        unsigned = to_unsigned(ph[has].to_numpy(dtype=np.int64))
+        hexes[has] = [f"{int(v):016x}" for v in unsigned]
+    crops["phash_hex"] = hexes
+
+    ident_labels = labels[labels["attribute"] == "identity"]
+    crops = attach_identity(crops, ident_labels[["crop_id", "value"]])
+    crops["identity_label"] = crops["crop_id"].map(pd.Series(ident_labels["value"].to_numpy(), index=ident_labels["crop_id"].to_numpy()))
+    crops["identity_label"] = crops["identity_label"].astype(object).where(crops["identity_label"].notna(), None)
+    names = idents.set_index("identity")
+    crops["identity_name"] = crops["identity"].map(names["identity_name"]).astype(object)
+    crops["identity_gender"] = crops["identity"].map(names["identity_gender"]).astype(object)
+    for col in ("identity_name", "identity_gender"):
+        crops[col] = crops[col].where(crops[col].notna(), None)
+    if assignment is not None and len(assignment):
+        crops["subset"] = crops["crop_id"].map(pd.Series(assignment["subset"].to_numpy(), index=assignment["crop_id"].to_numpy()))
+        crops["subset"] = crops["subset"].astype(object).where(crops["subset"].notna(), None)
+    else:
+        crops["subset"] = None
+
+    other = labels[labels["attribute"] != "identity"]
+    wide = other.pivot(index="crop_id", columns="attribute", values="value") if len(other) else pd.DataFrame()
+    for attr in taxonomy.attributes:
+        if attr.kind == "identity":
+            continue
+        if attr.name in wide.columns:
+            col = crops["crop_id"].map(wide[attr.name])
+            values = col.to_numpy(dtype=object)
+            if attr.multilabel:
+                values = np.array([None if not isinstance(v, str) else taxonomy.decode(attr.name, v) for v in values],
+                                  dtype=object)
+            else:
+                values = np.array([v if isinstance(v, str) else None for v in values], dtype=object)
+            crops[attr.name] = values
+        else:
+            crops[attr.name] = np.full(len(crops), None, dtype=object)
+    ordered = [c for c in FRAME_COLUMNS] + [a.name for a in taxonomy.attributes if a.kind != "identity"]
+    return crops[ordered].reset_index(drop=True)
