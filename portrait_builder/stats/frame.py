@@ -17,6 +17,13 @@ FRAME_COLUMNS = (
 )
 
 
+def _objects(values, index) -> pd.Series:
+    """An object column with None for missing (pandas 3 would infer a string dtype with NaN)."""
+    arr = np.array([None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else v for v in values],
+                   dtype=object)
+    return pd.Series(arr, index=index, dtype=object)
+
+
 def project_frame(project, split: str | None = "default") -> pd.DataFrame:
     """A DataFrame with one row per crop (sorted by crop id).
 
@@ -78,22 +85,20 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
     if has.any():
         unsigned = to_unsigned(ph[has].to_numpy(dtype=np.int64))
         hexes[has] = [f"{int(v):016x}" for v in unsigned]
-    crops["phash_hex"] = hexes
+    crops["phash_hex"] = _objects(hexes, crops.index)
 
     ident_labels = labels[labels["attribute"] == "identity"]
     crops = attach_identity(crops, ident_labels[["crop_id", "value"]])
-    crops["identity_label"] = crops["crop_id"].map(pd.Series(ident_labels["value"].to_numpy(), index=ident_labels["crop_id"].to_numpy()))
-    crops["identity_label"] = crops["identity_label"].astype(object).where(crops["identity_label"].notna(), None)
+    label_text = pd.Series(ident_labels["value"].to_numpy(dtype=object), index=ident_labels["crop_id"].to_numpy())
+    crops["identity_label"] = _objects(crops["crop_id"].map(label_text), crops.index)
     names = idents.set_index("identity")
-    crops["identity_name"] = crops["identity"].map(names["identity_name"]).astype(object)
-    crops["identity_gender"] = crops["identity"].map(names["identity_gender"]).astype(object)
     for col in ("identity_name", "identity_gender"):
-        crops[col] = crops[col].where(crops[col].notna(), None)
+        crops[col] = _objects(crops["identity"].map(names[col].astype(object)), crops.index)
     if assignment is not None and len(assignment):
-        crops["subset"] = crops["crop_id"].map(pd.Series(assignment["subset"].to_numpy(), index=assignment["crop_id"].to_numpy()))
-        crops["subset"] = crops["subset"].astype(object).where(crops["subset"].notna(), None)
+        subset = pd.Series(assignment["subset"].to_numpy(dtype=object), index=assignment["crop_id"].to_numpy())
+        crops["subset"] = _objects(crops["crop_id"].map(subset), crops.index)
     else:
-        crops["subset"] = None
+        crops["subset"] = pd.Series([None] * len(crops), index=crops.index, dtype=object)
 
     other = labels[labels["attribute"] != "identity"]
     wide = other.pivot(index="crop_id", columns="attribute", values="value") if len(other) else pd.DataFrame()
@@ -103,13 +108,13 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
         if attr.name in wide.columns:
             col = crops["crop_id"].map(wide[attr.name])
             values = col.to_numpy(dtype=object)
-            if attr.multilabel:
-                values = np.array([None if not isinstance(v, str) else taxonomy.decode(attr.name, v) for v in values],
-                                  dtype=object)
-            else:
-                values = np.array([v if isinstance(v, str) else None for v in values], dtype=object)
-            crops[attr.name] = values
+            decoded = np.empty(len(values), dtype=object)  # element-wise: lists must not become a 2-D array
+            for i, v in enumerate(values):
+                if isinstance(v, str):
+                    decoded[i] = taxonomy.decode(attr.name, v) if attr.multilabel else v
+            values = decoded
+            crops[attr.name] = pd.Series(values, index=crops.index, dtype=object)
         else:
-            crops[attr.name] = np.full(len(crops), None, dtype=object)
+            crops[attr.name] = pd.Series([None] * len(crops), index=crops.index, dtype=object)
     ordered = [c for c in FRAME_COLUMNS] + [a.name for a in taxonomy.attributes if a.kind != "identity"]
     return crops[ordered].reset_index(drop=True)
