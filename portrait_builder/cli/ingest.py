@@ -55,6 +55,9 @@ def cmd_ingest(args) -> int:
         if getattr(args, attr) is not None:
             values[key] = getattr(args, attr)
     base = IngestConfig.from_mapping(values)
+    from portrait_builder.detect import detector_class
+
+    detector_class(base.detector)  # an unknown backend fails before any video is opened
     project = Project.open(args.project)
     for v in args.videos:  # check every input before the first long run
         if not Path(v).is_file():
