@@ -114,4 +114,10 @@ def run_app(service: AnnotationService, *, review: bool = False) -> int:
     else:
         window = AnnotationWindow(service)
     window.show()
-    return int(app.exec())
+    code = int(app.exec())
+    # Tear the window down while Qt is still alive, not during interpreter shutdown.
+    window.close()
+    window.deleteLater()
+    app.processEvents()
+    del window
+    return code

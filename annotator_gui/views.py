@@ -136,7 +136,7 @@ class LabelView(QWidget):
     def show_item(self, item: CropItem | None) -> None:
         self.item = item
         self.render_item(item)
-        self.cache.prefetch(i.image_path for i in self.service.upcoming(PREFETCH))
+        self.cache.prefetch(self.service.upcoming(PREFETCH))
         self.itemShown.emit(item.id if item is not None else 0)
 
     def render_item(self, item: CropItem | None) -> None:  # pragma: no cover - overridden
@@ -264,8 +264,7 @@ class IdentityView(LabelView):
                 f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
                 + (f"<br>labelled: identity {current}, gender {item.labels.get('gender', '-')}" if current else "")
             )
-            self.exemplars = self.service.exemplars(item.id, limit=MAX_EXEMPLARS)
-            self.strip = self.service.track_crops(item.id, limit=STRIP_CROPS)
+            self.exemplars, self.strip = self.service.identity_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
         self._render_exemplars()
         self._render_strip()
 
@@ -288,10 +287,16 @@ class IdentityView(LabelView):
             ex = self.exemplars[i]
             key = f"[{i + 1}] " if i < 9 else ""
             name = ex.name or f"ID {ex.identity_id}"
-            b.setIcon(QIcon(self.cache.pixmap(ex.image_path, EXEMPLAR)))
-            b.setText(f"{key}{name}\n{ex.gender or '?'} · {ex.crop_count} crops")
+            # Re-set only what changed: consecutive crops of one movie mostly share the grid.
+            if b.property("image") != str(ex.image_path):
+                b.setIcon(QIcon(self.cache.pixmap(ex.image_path, EXEMPLAR)))
+                b.setProperty("image", str(ex.image_path))
+            text = f"{key}{name}\n{ex.gender or '?'} · {ex.crop_count} crops"
+            if b.text() != text:
+                b.setText(text)
             b.setToolTip(f"identity {ex.identity_id}" + (f", similarity {ex.similarity:.2f}" if ex.similarity is not None else ""))
-            b.show()
+            if b.isHidden():
+                b.show()
 
     def _render_strip(self) -> None:
         while len(self.strip_buttons) < len(self.strip):
@@ -307,10 +312,13 @@ class IdentityView(LabelView):
                 b.hide()
                 continue
             tc = self.strip[i]
-            b.setIcon(QIcon(self.cache.pixmap(tc.image_path, STRIP)))
+            if b.property("image") != str(tc.image_path):
+                b.setIcon(QIcon(self.cache.pixmap(tc.image_path, STRIP)))
+                b.setProperty("image", str(tc.image_path))
             b.setChecked(True)
             b.setToolTip(f"crop {tc.id}, frame {tc.frame_index}: click to leave it out")
-            b.show()
+            if b.isHidden():
+                b.show()
         self.cache.prefetch(tc.image_path for tc in self.strip)
 
     # -- actions -------------------------------------------------------------------------------

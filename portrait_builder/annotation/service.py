@@ -37,6 +37,11 @@ MAX_STACK = 500
 CALLER_SOURCES = ("app", "synthetic")  # what set_label & co. accept; review/undo/redo are set here
 
 
+# Built once: a fresh alias per query costs more than the query on the click path.
+_CL = aliased(CurrentLabel, name="cl")
+_LS = aliased(Lease, name="ls")
+
+
 class AnnotationPermissionError(UserError):
     """The annotator's role or assigned attribute does not allow this write."""
 
@@ -227,12 +232,19 @@ class AnnotationService:
         self.lease_seconds = float(lease_seconds)
         self.batch = int(batch)
         self._queue: deque[int] = deque()
+        self._paths: dict[int, str] = {}  # relative image path of each claimed crop, for prefetching
         self._cursor = 0  # claims continue after the last claimed crop id, so they never rescan labelled rows
         self._last_renew = 0.0
         self._last_stamp = 0.0
         self._video_embeddings: dict[int, dict[int, np.ndarray | None]] = {}
         self._done: list[Action] = []
         self._redo: list[tuple[Action, Action]] = []  # (original action, the undo that reverted it)
+        self._keepalive = None
+        if project.is_sqlite:
+            # The store opens a fresh SQLite connection per session (NullPool). When the last
+            # connection to a WAL database closes, SQLite checkpoints and deletes the WAL, which
+            # costs milliseconds on every click; one idle connection held open avoids that.
+            self._keepalive = project.engine.connect()
         self._rebuild_stacks()
 
     # -- rights --------------------------------------------------------------------------------
@@ -315,7 +327,7 @@ class AnnotationService:
             expired = list(
                 s.scalars(delete(Lease).where(Lease.attribute == attr, Lease.expires_at < now).returning(Lease.crop_id))
             )
-            cl, ls = aliased(CurrentLabel), aliased(Lease)
+            cl, ls = _CL, _LS
             base = (
                 select(Crop.id)
                 .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == attr))
@@ -330,8 +342,9 @@ class AnnotationService:
             for query in windows:
                 if self._is_pg():
                     query = query.with_for_update(of=Crop, skip_locked=True)
-                ids = list(s.scalars(query.limit(n - len(taken))))
-                taken += self._insert_leases(s, ids, now + self.lease_seconds)
+                rows = s.execute(query.add_columns(Crop.path).limit(n - len(taken))).all()
+                self._paths.update((r[0], r[1]) for r in rows)
+                taken += self._insert_leases(s, [r[0] for r in rows], now + self.lease_seconds)
                 if len(taken) >= n:
                     break
             return taken
@@ -368,7 +381,18 @@ class AnnotationService:
         self.project.run_write(tx)
         self._queue.clear()
 
-    close = release
+    def close(self) -> None:
+        """Release the leases and the idle connection; the service is unusable afterwards."""
+        self.release()
+        if self._keepalive is not None:
+            self._keepalive.close()
+            self._keepalive = None
+
+    def __enter__(self) -> AnnotationService:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def held_leases(self) -> list[int]:
         with self.project.session() as s:
@@ -390,6 +414,7 @@ class AnnotationService:
             if not self._queue:
                 return None
             crop_id = self._queue.popleft()
+            self._paths.pop(crop_id, None)
             item = self._load(crop_id, require_lease=True)
             if item is not None and item.labels.get(self.attribute) is None:
                 return item
@@ -399,17 +424,14 @@ class AnnotationService:
         if crop_id not in self._queue:
             self._queue.append(crop_id)
 
-    def upcoming(self, n: int = 8) -> list[CropItem]:
-        """The next ``n`` queued crops (no lease or label check) so the app can prefetch their images."""
-        ids = list(self._queue)[:n]
-        if not ids:
-            return []
-        with self.project.session() as s:
-            rows = s.execute(
-                select(Crop.id, Crop.video_id, Crop.track_id, Crop.frame_index, Crop.path).where(Crop.id.in_(ids))
-            ).all()
-        by_id = {r.id: CropItem(r.id, r.video_id, r.track_id, r.frame_index, r.path, self._image_path(r.path)) for r in rows}
-        return [by_id[i] for i in ids if i in by_id]
+    def upcoming(self, n: int = 8) -> list[Path]:
+        """Image paths of the next ``n`` queued crops (no store query) so the app can prefetch them."""
+        out = []
+        for crop_id in list(self._queue)[:n]:
+            rel = self._paths.get(crop_id)
+            if rel is not None:
+                out.append(self._image_path(rel))
+        return out
 
     def get_item(self, crop_id: int) -> CropItem:
         item = self._load(crop_id, require_lease=False)
@@ -602,32 +624,40 @@ class AnnotationService:
         Identities without an exemplar embedding (or a current crop without one) sort after those
         with one, then by crop count.
         """
-        ident_attr = self._identity_attr()
         with self.project.session() as s:
-            crop = s.execute(select(Crop.video_id, Crop.embedding).where(Crop.id == crop_id)).first()
-            if crop is None:
-                raise UserError(f"no crop with id {crop_id}")
-            rows = s.execute(
-                select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path)
-                .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
-                .where(Identity.video_id == crop.video_id)
-                .order_by(Identity.id)
+            return self._exemplars(s, crop_id, limit)
+
+    def identity_context(self, crop_id: int, *, exemplars: int | None = None, strip: int = 24) -> tuple[list[Exemplar], list[TrackCrop]]:
+        """:meth:`exemplars` and :meth:`track_crops` of one crop in one read (what the identity view shows)."""
+        with self.project.session() as s:
+            return self._exemplars(s, crop_id, exemplars), self._track_crops(s, crop_id, strip, True)
+
+    def _exemplars(self, s: Session, crop_id: int, limit: int | None) -> list[Exemplar]:
+        ident_attr = self._identity_attr()
+        crop = s.execute(select(Crop.video_id, Crop.embedding).where(Crop.id == crop_id)).first()
+        if crop is None:
+            raise UserError(f"no crop with id {crop_id}")
+        rows = s.execute(
+            select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path)
+            .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
+            .where(Identity.video_id == crop.video_id)
+            .order_by(Identity.id)
+        ).all()
+        if not rows:
+            return []
+        counts = dict(
+            s.execute(
+                select(CurrentLabel.value, func.count())
+                .where(CurrentLabel.attribute == ident_attr, CurrentLabel.value.in_([str(r.id) for r in rows]))
+                .group_by(CurrentLabel.value)
             ).all()
-            if not rows:
-                return []
-            counts = dict(
-                s.execute(
-                    select(CurrentLabel.value, func.count())
-                    .where(CurrentLabel.attribute == ident_attr, CurrentLabel.value.in_([str(r.id) for r in rows]))
-                    .group_by(CurrentLabel.value)
-                ).all()
-            )
-            embeddings = self._video_embeddings.get(crop.video_id)
-            if embeddings is None or any(r.id not in embeddings for r in rows):
-                ex_ids = [r.exemplar_crop_id for r in rows if r.exemplar_crop_id is not None]
-                blobs = dict(s.execute(select(Crop.id, Crop.embedding).where(Crop.id.in_(ex_ids))).all()) if ex_ids else {}
-                embeddings = {r.id: _embedding(blobs.get(r.exemplar_crop_id)) for r in rows}
-                self._video_embeddings[crop.video_id] = embeddings
+        )
+        embeddings = self._video_embeddings.get(crop.video_id)
+        if embeddings is None or any(r.id not in embeddings for r in rows):
+            ex_ids = [r.exemplar_crop_id for r in rows if r.exemplar_crop_id is not None]
+            blobs = dict(s.execute(select(Crop.id, Crop.embedding).where(Crop.id.in_(ex_ids))).all()) if ex_ids else {}
+            embeddings = {r.id: _embedding(blobs.get(r.exemplar_crop_id)) for r in rows}
+            self._video_embeddings[crop.video_id] = embeddings
         query = _embedding(crop.embedding)
         out = []
         for r in rows:
@@ -643,24 +673,26 @@ class AnnotationService:
         return out[:limit] if limit else out
 
     def track_crops(self, crop_id: int, limit: int = 24, *, unlabelled_only: bool = True) -> list[TrackCrop]:
-        """Other crops of the crop's track, nearest frames first then in frame order (for the strip)."""
-        ident_attr = self._identity_attr()
+        """Other crops of the crop's track (unlabelled ones by default), the ``limit`` nearest frames, in frame order."""
         with self.project.session() as s:
-            crop = s.execute(select(Crop.track_id, Crop.frame_index).where(Crop.id == crop_id)).first()
-            if crop is None:
-                raise UserError(f"no crop with id {crop_id}")
-            cl = aliased(CurrentLabel)
-            query = (
-                select(Crop.id, Crop.frame_index, Crop.path, cl.value)
-                .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == ident_attr))
-                .where(Crop.track_id == crop.track_id, Crop.id != crop_id)
-                .order_by(func.abs(Crop.frame_index - crop.frame_index), Crop.frame_index)
-                .limit(limit)
-            )
-            if unlabelled_only:
-                query = query.where(cl.value.is_(None))
-            rows = s.execute(query).all()
-        rows = sorted(rows, key=lambda r: r.frame_index)
+            return self._track_crops(s, crop_id, limit, unlabelled_only)
+
+    def _track_crops(self, s: Session, crop_id: int, limit: int, unlabelled_only: bool) -> list[TrackCrop]:
+        ident_attr = self._identity_attr()
+        crop = s.execute(select(Crop.track_id, Crop.frame_index).where(Crop.id == crop_id)).first()
+        if crop is None:
+            raise UserError(f"no crop with id {crop_id}")
+        cl = _CL
+        query = (
+            select(Crop.id, Crop.frame_index, Crop.path, cl.value)
+            .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == ident_attr))
+            .where(Crop.track_id == crop.track_id, Crop.id != crop_id)
+        )
+        if unlabelled_only:
+            query = query.where(cl.value.is_(None))
+        # a track is short (one shot): sort its rows here rather than ask the store for abs() ordering
+        rows = sorted(s.execute(query).all(), key=lambda r: (abs(r.frame_index - crop.frame_index), r.frame_index))
+        rows = sorted(rows[:limit], key=lambda r: r.frame_index)
         return [TrackCrop(r.id, r.frame_index, self._image_path(r.path), r.value) for r in rows]
 
     def track_targets(self, crop_id: int, exclude: Iterable[int] = (), *, unlabelled_only: bool = True) -> list[int]:
@@ -671,7 +703,7 @@ class AnnotationService:
             track_id = s.scalar(select(Crop.track_id).where(Crop.id == crop_id))
             if track_id is None:
                 raise UserError(f"no crop with id {crop_id}")
-            cl = aliased(CurrentLabel)
+            cl = _CL
             query = (
                 select(Crop.id)
                 .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == ident_attr))
