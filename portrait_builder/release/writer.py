@@ -35,8 +35,13 @@ log = logging.getLogger(__name__)
 
 VERSION_RE = re.compile(r"^\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?$")
 LINK_MODES = ("auto", "hardlink", "copy")
-# Settings written by `portrait hash/groups/split` that shape a release; recorded in its manifest.
-RECORDED_SETTING_PREFIXES = ("dedup", "phash", "hash", "group", "split")
+# Settings that shape a release, recorded in its manifest: the grouping (threshold, within-video) written
+# by `portrait groups`, and the split's configuration and summary written by `portrait split`.
+GROUPS_SETTING = "phash_groups"
+
+
+def _split_setting(name: str) -> str:
+    return f"split:{name}"
 
 
 @dataclass(frozen=True)
@@ -91,18 +96,15 @@ def _check_prepared(project, frame: pd.DataFrame, split: str) -> None:
         raise UserError(f"{n} crops have no near-duplicate group; run `portrait groups {root}` first")
 
 
-def _store_context(project) -> tuple[dict[int, records.VideoInfo], dict[int, int], dict]:
+def _store_context(project, split: str) -> tuple[dict[int, records.VideoInfo], dict[int, int], dict]:
     with project.session() as s:
         videos = {
             vid: records.VideoInfo(vid, title, fp)
             for vid, title, fp in s.execute(select(Video.id, Video.title, Video.fingerprint))
         }
         shots = dict(s.execute(select(Track.id, Track.shot_index)).all())
-        settings = {
-            key: value
-            for key, value in s.execute(select(Setting.key, Setting.value))
-            if key.split(".")[0].split("_")[0] in RECORDED_SETTING_PREFIXES
-        }
+        wanted = (GROUPS_SETTING, _split_setting(split))
+        settings = dict(s.execute(select(Setting.key, Setting.value).where(Setting.key.in_(wanted))).all())
     return videos, shots, settings
 
 
@@ -166,7 +168,7 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
     taxonomy = project.taxonomy
     frame = _load_frame(project, config.split)
     _check_prepared(project, frame, config.split)
-    videos, shots, settings = _store_context(project)
+    videos, shots, settings = _store_context(project, config.split)
     table = records.build_table(frame, taxonomy, videos, shots)
     released = frame[frame["subset"].notna()]
     missing = [p for p in table.sources if not (project.crop_root / p).is_file()]

@@ -65,8 +65,17 @@ def fastreid_standin(monkeypatch):
 
 
 @pytest.fixture
-def release(project, built, tmp_path):
-    return write_release(project, "1.0.0", tmp_path / "rel", ReleaseConfig(progress=False))
+def release(tmp_path):
+    """SQLite only: the loaders read a release folder, the store backend does not matter here."""
+    from conftest import build_project
+
+    from portrait_builder.store import Project
+
+    project = Project.init(tmp_path / "proj")
+    build_project(project)
+    out = write_release(project, "1.0.0", tmp_path / "rel", ReleaseConfig(progress=False))
+    project.close()
+    return out
 
 
 def test_reid_splits(release):
