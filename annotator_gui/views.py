@@ -16,7 +16,6 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QToolButton,
     QVBoxLayout,
     QWidget,
@@ -182,6 +181,7 @@ class IdentityView(LabelView):
         self.image = CropImage()
         self.info = QLabel()
         self.info.setWordWrap(True)
+        self.info.setFixedSize(LARGE.width(), 48)
         self.whole_track = QCheckBox("Label whole track (T)")
         self.whole_track.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.whole_track.setChecked(True)
@@ -275,7 +275,7 @@ class IdentityView(LabelView):
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
             b.setIconSize(EXEMPLAR)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+            b.setFixedSize(EXEMPLAR.width() + 64, EXEMPLAR.height() + 44)  # fixed: new text never relayouts the grid
             index = len(self.exemplar_buttons)
             b.clicked.connect(lambda _=False, i=index: self.pick_exemplar(i))
             self.grid.addWidget(b, index // cols, index % cols)

@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         tmp = Path(tempfile.mkdtemp(prefix="pb-annotate-bench-"))
         project, info = build(tmp / "proj", args.crops)
+    print()
     print(f"store: {info['crops']:,} crops, {VIDEOS} movies, {info['prelabelled']} age labels pre-set; "
           f"built in {info['build_s']:.1f} s ({project.engine.dialect.name})")
 

@@ -32,6 +32,7 @@ GENDER = "gender"  # set together with identity (the paper: gender is a property
 REVIEW_ROLES = ("reviewer", "maintainer")
 LEASE_SECONDS = 15 * 60.0  # long enough for a coffee break; renewed while the annotator works
 CLAIM_BATCH = 16  # small batches: a crashed client strands at most this many crops until expiry
+CHARACTERS_TTL = 10.0  # seconds before a movie's character list is read again
 HISTORY_WINDOW = 2000  # labels of this annotator replayed to rebuild undo/redo after a restart
 MAX_STACK = 500
 CALLER_SOURCES = ("app", "synthetic")  # what set_label & co. accept; review/undo/redo are set here
@@ -236,7 +237,9 @@ class AnnotationService:
         self._cursor = 0  # claims continue after the last claimed crop id, so they never rescan labelled rows
         self._last_renew = 0.0
         self._last_stamp = 0.0
-        self._video_embeddings: dict[int, dict[int, np.ndarray | None]] = {}
+        # Per movie: (read at, identity rows, exemplar embeddings). Characters change rarely; re-read
+        # after our own new_identity and every CHARACTERS_TTL seconds for other annotators' ones.
+        self._characters: dict[int, tuple[float, list, dict[int, np.ndarray | None]]] = {}
         self._done: list[Action] = []
         self._redo: list[tuple[Action, Action]] = []  # (original action, the undo that reverted it)
         self._keepalive = None
@@ -592,7 +595,7 @@ class AnnotationService:
 
         self._write(fn, source=source)
         info = created[0]
-        self._video_embeddings.pop(info.video_id, None)
+        self._characters.pop(info.video_id, None)
         return info
 
     def unknown_person(self, crop_ids: int | Iterable[int], gender: str, *, source: str = "app") -> Action:
@@ -637,12 +640,17 @@ class AnnotationService:
         crop = s.execute(select(Crop.video_id, Crop.embedding).where(Crop.id == crop_id)).first()
         if crop is None:
             raise UserError(f"no crop with id {crop_id}")
-        rows = s.execute(
-            select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path)
-            .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
-            .where(Identity.video_id == crop.video_id)
-            .order_by(Identity.id)
-        ).all()
+        cached = self._characters.get(crop.video_id)
+        if cached is None or time.monotonic() - cached[0] > CHARACTERS_TTL:
+            rows = s.execute(
+                select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path, Crop.embedding)
+                .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
+                .where(Identity.video_id == crop.video_id)
+                .order_by(Identity.id)
+            ).all()
+            cached = (time.monotonic(), rows, {r.id: _embedding(r.embedding) for r in rows})
+            self._characters[crop.video_id] = cached
+        _, rows, embeddings = cached
         if not rows:
             return []
         counts = dict(
@@ -652,12 +660,6 @@ class AnnotationService:
                 .group_by(CurrentLabel.value)
             ).all()
         )
-        embeddings = self._video_embeddings.get(crop.video_id)
-        if embeddings is None or any(r.id not in embeddings for r in rows):
-            ex_ids = [r.exemplar_crop_id for r in rows if r.exemplar_crop_id is not None]
-            blobs = dict(s.execute(select(Crop.id, Crop.embedding).where(Crop.id.in_(ex_ids))).all()) if ex_ids else {}
-            embeddings = {r.id: _embedding(blobs.get(r.exemplar_crop_id)) for r in rows}
-            self._video_embeddings[crop.video_id] = embeddings
         query = _embedding(crop.embedding)
         out = []
         for r in rows:
