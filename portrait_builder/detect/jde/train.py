@@ -215,10 +215,10 @@ def jde_loss(model: JDENet, heads: list[torch.Tensor], targets: list[torch.Tenso
             e = model.emb_scale * F.normalize(emb[id_mask], dim=-1)
             l_id = F.cross_entropy(model.classifier(e), cell_id[id_mask])
             loss = loss + torch.exp(-yolo.s_id) * l_id + yolo.s_id
-            parts["id"] += float(l_id)
+            parts["id"] += float(l_id.detach())
         total = total + 0.5 * loss.sum()
-        parts["box"] += float(l_box)
-        parts["conf"] += float(l_conf)
+        parts["box"] += float(l_box.detach())
+        parts["conf"] += float(l_conf.detach())
     return total, parts
 
 
@@ -306,10 +306,10 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init_weights: str
             loss.backward()
             opt.step()
             it += 1
-            sums["loss"] += float(loss)
+            sums["loss"] += float(loss.detach())
             for k, v in parts.items():
                 sums[k] += v
-            bar.set_postfix(loss=f"{float(loss):.3f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
         means = {k: v / max(len(loader), 1) for k, v in sums.items()}
         history.append({"epoch": epoch, **means})
         log.info("epoch %d: %s", epoch, means)
