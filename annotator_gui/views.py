@@ -269,7 +269,7 @@ class IdentityView(LabelView):
         self._render_strip()
 
     def _render_exemplars(self) -> None:
-        cols = 6
+        cols = 5
         while len(self.exemplar_buttons) < len(self.exemplars):
             b = QToolButton()
             b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)

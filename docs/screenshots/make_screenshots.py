@@ -41,7 +41,7 @@ def build(root: Path):
     from portrait_builder.store import Project
 
     project = Project.init(root)
-    populate_sample(project, [MOT / "MOT17-04-FRCNN", MOT / "MOT17-02-FRCNN", MOT / "MOT17-09-FRCNN"], max_tracks=9)
+    crop_ids = populate_sample(project, [MOT / "MOT17-04-FRCNN", MOT / "MOT17-02-FRCNN", MOT / "MOT17-09-FRCNN"], max_tracks=9)
     add_annotator(project, "ana", "annotator", "identity")
     add_annotator(project, "ben", "annotator", "age")
     add_annotator(project, "cleo", "annotator", "age")
@@ -50,10 +50,16 @@ def build(root: Path):
     ana = AnnotationService(project, "ana")
     names = ["Station master", "Woman in white", "Man with bag", "Jogger", "Tourist", "Courier"]
     made = 0
-    # name the characters of the first movie as an annotator would, leaving the last tracks to do
-    while made < len(names):
-        item = ana.next_item()
-        info = ana.new_identity(item.id, ("male", "female")[made % 2], names[made], also=ana.track_targets(item.id)[1:3])
+    # name characters of the first movie as an annotator would (whole track but its last crop,
+    # so the app later shows that crop with its character's exemplar on top of the grid)
+    genders = ["male", "female", "male", "male", "female", "male"]
+    tracks: dict[int, list[int]] = {}
+    for crop_id in crop_ids:
+        item = ana.get_item(crop_id)
+        if item.video_id == 1:
+            tracks.setdefault(item.track_id, []).append(crop_id)
+    for track in list(tracks.values())[: len(names)]:
+        ana.new_identity(track[0], genders[made], names[made], also=track[1:-1])
         made += 1
     ana.close()
     ben, cleo = AnnotationService(project, "ben"), AnnotationService(project, "cleo")
@@ -64,7 +70,6 @@ def build(root: Path):
         cleo.set_label(item.id, "age", ages[i] if i % 4 else "middle_aged")
     ben.close()
     cleo.close()
-    del info
     return project
 
 
