@@ -36,6 +36,8 @@ PREFETCH = 12
 def _button(text: str, *, checkable: bool = False) -> QPushButton:
     b = QPushButton(text)
     b.setCheckable(checkable)
+    if checkable:
+        b.setStyleSheet("QPushButton:checked { background: #2a8a5a; color: white; font-weight: bold; }")
     b.setFocusPolicy(Qt.FocusPolicy.NoFocus)  # keys go to the view, never to a focused button
     b.setMinimumHeight(32)
     return b
@@ -438,7 +440,8 @@ class AttributeView(LabelView):
             b.setEnabled(item is not None)
             if b.isCheckable():
                 b.setChecked(name in chosen)
-            b.setStyleSheet("font-weight:bold;" if name in chosen else "")
+            else:
+                b.setStyleSheet("font-weight:bold;" if name in chosen else "")
         self.info.setText(
             "Nothing left in this queue." if item is None
             else f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
