@@ -17,7 +17,7 @@ def match_detections(preds: list[tuple[np.ndarray, np.ndarray]], gts: list[np.nd
     if len(preds) != len(gts):
         raise ValueError(f"{len(preds)} prediction lists for {len(gts)} images")
     rows = []
-    for img, (boxes, scores) in enumerate(preds):
+    for img, (_boxes, scores) in enumerate(preds):
         for k, s in enumerate(np.asarray(scores, np.float32).reshape(-1)):
             rows.append((float(s), img, k))
     rows.sort(key=lambda r: -r[0])
