@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 from portrait_builder.cli import main
 from portrait_builder.store import Project
 
@@ -25,22 +21,25 @@ def test_annotators_add_and_list(tmp_path, capsys):
     assert out[2].split() == ["rita", "reviewer", "-"]
 
 
-def test_annotate_errors_are_one_line(tmp_path):
+def test_annotate_errors_are_one_line(tmp_path, capsys, monkeypatch):
     root = tmp_path / "p"
     Project.init(root).close()
     assert main(["annotators", "add", str(root), "alice", "--attribute", "age"]) == 0
-    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    capsys.readouterr()
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(var, raising=False)
 
     def run(*args):
-        return subprocess.run([sys.executable, "-m", "portrait_builder", *args], capture_output=True, text=True, env=env, timeout=120)
+        code = main(list(args))
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1, err  # one line, no traceback
+        return code, err.strip()
 
-    res = run("annotate", str(root), "--annotator", "nobody")
-    assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and "no annotator 'nobody'" in res.stderr
-    res = run("annotate", str(root), "--annotator", "alice", "--attribute", "expression")
-    assert res.returncode == 2 and "may not open the 'expression' queue" in res.stderr
-    res = run("annotate", str(root), "--annotator", "alice", "--review")
-    assert res.returncode == 2 and "needs a reviewer or maintainer" in res.stderr
-    res = run("annotate", str(root), "--annotator", "alice")
-    assert res.returncode == 2 and res.stderr.strip() == (
-        "portrait: error: no display: set DISPLAY (or run under `xvfb-run`), or QT_QPA_PLATFORM=offscreen"
-    )
+    code, err = run("annotate", str(root), "--annotator", "nobody")
+    assert code == 2 and "no annotator 'nobody'" in err
+    code, err = run("annotate", str(root), "--annotator", "alice", "--attribute", "expression")
+    assert code == 2 and "may not open the 'expression' queue" in err
+    code, err = run("annotate", str(root), "--annotator", "alice", "--review")
+    assert code == 2 and "needs a reviewer or maintainer" in err
+    code, err = run("annotate", str(root), "--annotator", "alice")
+    assert code == 2 and err == "portrait: error: no display: set DISPLAY (or run under `xvfb-run`), or QT_QPA_PLATFORM=offscreen"
