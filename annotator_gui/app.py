@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
@@ -114,7 +115,15 @@ def run_app(service: AnnotationService, *, review: bool = False) -> int:
     else:
         window = AnnotationWindow(service)
     window.show()
+    # Ctrl+C / SIGTERM close the window properly (leases returned); the timer lets Python see signals.
+    close = window.close
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: close())
+    ticker = QTimer()
+    ticker.timeout.connect(lambda: None)
+    ticker.start(250)
     code = int(app.exec())
+    ticker.stop()
     # Tear the window down while Qt is still alive, not during interpreter shutdown.
     window.close()
     window.deleteLater()
