@@ -87,3 +87,11 @@ def test_unreadable_files_raise_or_are_reported(tmp_path, synthetic_files):
     assert ok.tolist() == [True, False, False, True]
     assert [hash_to_hex(h) for h in hashes[[0, 3]]] == reference([synthetic_files[0], synthetic_files[1]])
     assert phash_files([]).shape == (0,)
+
+
+def test_opencv_decoder_path_is_identical_too(monkeypatch, synthetic_files, tmp_path):
+    """Without simplejpeg the fast path decodes with cv2.imdecode; it must give the same hashes."""
+    from portrait_builder.dedup import phash as ph
+
+    monkeypatch.setattr(ph, "_simplejpeg", None)
+    assert [hash_to_hex(h) for h in phash_files(synthetic_files, workers=1)] == reference(synthetic_files)
