@@ -205,7 +205,9 @@ class AnnotationService:
     """One annotator working on one attribute queue of a project.
 
     ``attribute`` defaults to the annotator's assigned attribute; plain annotators may not choose
-    another. Reviewers and maintainers may open any queue and correct any label.
+    another. Reviewers and maintainers may open any queue and correct any label. With
+    ``second_opinion`` the queue holds crops already labelled by someone else but not by this
+    annotator (for agreement); the newest label becomes current, the history keeps both.
     """
 
     def __init__(
@@ -216,6 +218,7 @@ class AnnotationService:
         *,
         lease_seconds: float = LEASE_SECONDS,
         batch: int = CLAIM_BATCH,
+        second_opinion: bool = False,
     ):
         self.project = project
         self.taxonomy: Taxonomy = project.taxonomy
@@ -230,6 +233,9 @@ class AnnotationService:
             )
         self.attribute = chosen
         self.identity_attribute = next((a.name for a in self.taxonomy.attributes if a.kind == "identity"), None)
+        # Second opinion: the queue is crops someone else labelled and this annotator has not, so
+        # agreement (kappa) can be measured; their value is hidden from the item to avoid anchoring.
+        self.second_opinion = bool(second_opinion)
         self.lease_seconds = float(lease_seconds)
         self.batch = int(batch)
         self._queue: deque[int] = deque()
@@ -335,10 +341,21 @@ class AnnotationService:
                 select(Crop.id)
                 .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == attr))
                 .outerjoin(ls, and_(ls.crop_id == Crop.id, ls.attribute == attr))
-                .where(cl.value.is_(None), ls.id.is_(None))
+                .where(ls.id.is_(None))
                 .order_by(Crop.id)
                 .limit(n)
             )
+            if self.second_opinion:
+                mine = select(Label.id).where(
+                    Label.crop_id == Crop.id, Label.attribute == attr, Label.annotator_id == self.annotator.id
+                )
+                base = base.where(
+                    cl.value.is_not(None),
+                    or_(cl.annotator_id.is_(None), cl.annotator_id != self.annotator.id),
+                    ~mine.exists(),
+                )
+            else:
+                base = base.where(cl.value.is_(None))
             taken: list[int] = []
             windows = [base.where(Crop.id.in_(sorted(expired)[:n]))] if expired else []
             windows += [base.where(Crop.id > lower) for lower in dict.fromkeys((self._cursor, 0))]
@@ -419,13 +436,26 @@ class AnnotationService:
             crop_id = self._queue.popleft()
             self._paths.pop(crop_id, None)
             item = self._load(crop_id, require_lease=True)
-            if item is not None and item.labels.get(self.attribute) is None:
+            if item is None:
+                continue
+            if self.second_opinion:
+                if not self._labelled_by_me(crop_id):
+                    return item
+            elif item.labels.get(self.attribute) is None:
                 return item
 
     def skip(self, crop_id: int) -> None:
         """Put a crop back at the end of this annotator's queue (the lease is kept)."""
         if crop_id not in self._queue:
             self._queue.append(crop_id)
+
+    def _labelled_by_me(self, crop_id: int) -> bool:
+        with self.project.session() as s:
+            return s.scalar(
+                select(Label.id).where(
+                    Label.crop_id == crop_id, Label.attribute == self.attribute, Label.annotator_id == self.annotator.id
+                ).limit(1)
+            ) is not None
 
     def upcoming(self, n: int = 8) -> list[Path]:
         """Image paths of the next ``n`` queued crops (no store query) so the app can prefetch them."""
@@ -465,6 +495,9 @@ class AnnotationService:
                     )
                 )
             }
+        if self.second_opinion:  # do not show the first annotator's answer
+            hidden = {self.attribute} | ({GENDER} if self.attribute == self.identity_attribute else set())
+            labels = {a: v for a, v in labels.items() if a not in hidden}
         return CropItem(row.id, row.video_id, row.track_id, row.frame_index, row.path, self._image_path(row.path), labels)
 
     # -- writing -------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--annotator", required=True, metavar="NAME", help="who is labelling (see `portrait annotators list`)")
     p.add_argument("--attribute", metavar="ATTR", help="queue to work on (default: the annotator's assigned attribute)")
     p.add_argument("--review", action="store_true", help="open the review window (reviewers and maintainers)")
+    p.add_argument("--second-opinion", action="store_true",
+                   help="label crops someone else already labelled (their answer hidden), to measure agreement")
     p.set_defaults(func=cmd_annotate)
 
     p = sub.add_parser("annotators", help="add or list annotators", description="Manage the project's annotators.")
@@ -45,7 +47,8 @@ def cmd_annotate(args) -> int:
     from portrait_builder.store import Project
 
     project = Project.open(args.project)
-    service = AnnotationService(project, args.annotator, args.attribute)  # checks name, role and attribute first
+    # checks name, role and attribute before any window opens
+    service = AnnotationService(project, args.annotator, args.attribute, second_opinion=args.second_opinion)
     if args.review and not service.is_reviewer:
         raise UserError(f"{args.annotator} is an {service.annotator.role}; --review needs a reviewer or maintainer")
     _check_display()

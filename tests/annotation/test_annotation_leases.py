@@ -10,6 +10,7 @@ import sys
 import textwrap
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from portrait_builder.annotation import AnnotationService
@@ -112,3 +113,28 @@ def test_two_processes_claim_concurrently(annotated, tmp_path):
     assert sorted(first + second) == sorted(ids)
     with project.session() as s:
         assert s.scalar(select(func.count()).select_from(Label)) == len(ids)
+
+
+def test_second_opinion_queue_gives_others_crops_for_kappa(annotated):
+    from sklearn.metrics import cohen_kappa_score
+
+    project, ids = annotated
+    first = AnnotationService(project, "ann_age", batch=4)
+    firsts = {}
+    for value in ["child", "elderly", "child", "teenager", "elderly"]:
+        item = first.next_item()
+        first.set_label(item.id, "age", value)
+        firsts[item.id] = value
+    second = AnnotationService(project, "ann_age2", batch=2, second_opinion=True)
+    seconds = {}
+    while (item := second.next_item()) is not None:
+        assert "age" not in item.labels  # the first answer is hidden
+        seconds[item.id] = "child" if firsts[item.id] == "child" else "elderly"
+        second.set_label(item.id, "age", seconds[item.id])
+    assert sorted(seconds) == sorted(firsts)
+    # nothing is left for the first annotator's own second opinion
+    assert AnnotationService(project, "ann_age", second_opinion=True).next_item() is None
+    res = AnnotationService(project, "rev", "age").kappa("age", "ann_age", "ann_age2")
+    order = sorted(firsts)
+    assert res.n == 5
+    assert res.kappa == pytest.approx(cohen_kappa_score([firsts[c] for c in order], [seconds[c] for c in order]), abs=1e-12)
