@@ -1,9 +1,12 @@
 """Re-identification metrics (CMC rank-k and mAP) with pHash-group exclusion, macro or micro.
 
-The standard Market-1501 protocol sorts every gallery row; here only the positives of each query are
-sorted and every other gallery item is binned between them (``searchsorted``), which gives the same
-ranks at O(G log P) per query instead of O(G log G). Queries are processed in chunks, so the full
-query x gallery matrix never has to exist; the chunks run with torch, on the GPU when one is present.
+The standard Market-1501 protocol argsorts every gallery row. Here each query's true matches are
+gathered and sorted (few), and the gallery items are binned between them with ``searchsorted``:
+the rank of the k-th match is k plus the non-matching, non-ignored items at or before its distance.
+Only items no farther than the last true match can change a rank, so when those are few (a
+reasonable model) only they are binned. The result equals the standard protocol (ties count against
+the query). Queries are processed in chunks, so the query x gallery matrix never has to exist at
+once; the chunks run with torch, on the GPU when one is present.
 """
 
 from __future__ import annotations
@@ -19,10 +22,11 @@ log = logging.getLogger(__name__)
 ArrayLike = np.ndarray | torch.Tensor | Sequence
 DistanceFn = Callable[[int, int], torch.Tensor | np.ndarray]
 
-# Bytes of scratch memory per query x gallery element in one chunk (distances, two masks, two
-# masked copies, the int64 bin index); used to size the chunks from a memory budget.
-_BYTES_PER_ELEMENT = 40
-_DEFAULT_BUDGET_BYTES = 256 * 2**20
+# Bytes of scratch memory per query x gallery element in one chunk (the distances, their int64 bin
+# index and a copy); used to size the chunks from a memory budget.
+_BYTES_PER_ELEMENT = 24
+# Small chunks keep the CPU passes in cache; a GPU wants larger ones.
+_BUDGET_BYTES = {"cpu": 64 * 2**20, "cuda": 1024 * 2**20}
 
 
 def default_device() -> torch.device:
@@ -53,46 +57,107 @@ def _as_long(values: ArrayLike | None, n: int, name: str) -> np.ndarray:
     return np.where(arr < 0, -1, arr)
 
 
-def _chunk_size(num_gallery: int, chunk_size: int | None) -> int:
+def _chunk_size(num_gallery: int, chunk_size: int | None, device: torch.device) -> int:
     if chunk_size is not None:
         return max(1, int(chunk_size))
-    return max(1, _DEFAULT_BUDGET_BYTES // (max(num_gallery, 1) * _BYTES_PER_ELEMENT))
+    budget = _BUDGET_BYTES.get(device.type, _BUDGET_BYTES["cpu"])
+    return max(1, budget // (max(num_gallery, 1) * _BYTES_PER_ELEMENT))
+
+
+class _Members:
+    """Gallery indices of each key (identity or group), as padded rows gathered per query.
+
+    Built once from the gallery keys (G,) (-1 = none); ``rows(keys)`` gives (B, M) gallery indices,
+    -1 padded, where M is the largest member count among ``keys``."""
+
+    def __init__(self, g_keys: np.ndarray, device: torch.device) -> None:
+        order = np.argsort(g_keys, kind="stable")
+        keys_sorted = g_keys[order]
+        first = np.searchsorted(keys_sorted, 0)  # skip the -1 (null) keys
+        self.order = torch.from_numpy(order[first:]).to(device)
+        uniq, start, count = np.unique(keys_sorted[first:], return_index=True, return_counts=True)
+        self.uniq = uniq
+        self.start = start
+        self.count = count
+
+    def rows(self, keys: np.ndarray) -> torch.Tensor:
+        pos = np.searchsorted(self.uniq, keys)
+        pos = np.clip(pos, 0, max(len(self.uniq) - 1, 0))
+        found = (len(self.uniq) > 0) & (keys >= 0)
+        if len(self.uniq):
+            found = found & (self.uniq[pos] == keys)
+        count = np.where(found, self.count[pos] if len(self.uniq) else 0, 0)
+        width = int(count.max()) if len(count) else 0
+        dev = self.order.device
+        if width == 0:
+            return torch.full((len(keys), 0), -1, dtype=torch.long, device=dev)
+        cols = torch.arange(width, device=dev)
+        start = torch.from_numpy(np.where(found, self.start[pos] if len(self.uniq) else 0, 0)).to(dev)
+        valid = cols[None, :] < torch.from_numpy(count).to(dev)[:, None]
+        flat = (start[:, None] + cols[None, :]).clamp(max=len(self.order) - 1)
+        return torch.where(valid, self.order[flat], torch.full_like(flat, -1))
+
+
+def _gather(d: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """d[row, index] with +inf where index is -1."""
+    if index.shape[1] == 0:
+        return d.new_full((d.shape[0], 0), float("inf"))
+    got = d.gather(1, index.clamp(min=0))
+    return got.masked_fill(index < 0, float("inf"))
 
 
 def _chunk_scores(
-    d: torch.Tensor, qi: torch.Tensor, gi: torch.Tensor, qg: torch.Tensor, gg: torch.Tensor, max_rank: int
+    d: torch.Tensor, pos_index: torch.Tensor, excl_index: torch.Tensor, g_groups: torch.Tensor,
+    q_groups: torch.Tensor,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Average precision, first-hit rank and validity of each query of one chunk.
 
-    d: (B, G) distances; qi, qg: (B,) ids and groups; gi, gg: (G,) ids and groups (-1 = null).
-    Returns ap (B,) float64, first (B,) int64 (1-based rank of the first true match among the
-    non-excluded gallery items) and valid (B,) bool (the query has at least one true match).
+    d: (B, G) distances. pos_index (B, P): gallery items with the query's identity (-1 padded);
+    excl_index (B, E): gallery items in the query's pHash group (-1 padded); g_groups (G,),
+    q_groups (B,). Only the B x G distances are touched densely, once (``searchsorted`` of every
+    gallery item among the query's sorted positives); identities and groups are handled on the small
+    (B, P) and (B, E) index sets. Returns ap (B,) float64, first (B,) int64 (1-based rank of the
+    first true match among the kept gallery items) and valid (B,) bool (at least one true match).
     """
-    excluded = (gg[None, :] == qg[:, None]) & (qg[:, None] >= 0)
-    pos = (gi[None, :] == qi[:, None]) & (qi[:, None] >= 0) & ~excluded
-    npos = pos.sum(1)
-    pmax = int(npos.max()) if npos.numel() else 0
     b = d.shape[0]
+    # A positive in the query's group is ignored like every other member of that group.
+    in_group = (g_groups[pos_index.clamp(min=0)] == q_groups[:, None]) & (q_groups[:, None] >= 0)
+    pos_index = pos_index.masked_fill(in_group, -1)
+    sorted_pos = _gather(d, pos_index).sort(1).values  # (B, P) ascending, +inf padded
+    npos = (pos_index >= 0).sum(1)
+    pmax = int(npos.max()) if b else 0
     if pmax == 0:
         zeros = torch.zeros(b, dtype=torch.float64, device=d.device)
         return zeros, torch.zeros(b, dtype=torch.long, device=d.device), npos > 0
-    inf = torch.tensor(float("inf"), dtype=d.dtype, device=d.device)
-    # The positives' distances, ascending; rows with fewer positives are padded with +inf.
-    sorted_pos = torch.topk(torch.where(pos, d, inf), pmax, dim=1, largest=False, sorted=True).values
-    neg = ~(pos | excluded)
-    # Bin of each negative = number of positives strictly closer than it; a negative at exactly a
-    # positive's distance is counted before that positive (ties count against the query).
-    # Excluded items and positives get +inf and land in the last bin, which no rank reads.
-    bins = torch.searchsorted(sorted_pos.contiguous(), torch.where(neg, d, inf).contiguous(), right=False)
+    sorted_pos = sorted_pos[:, :pmax].contiguous()
+    # bin = number of positives strictly closer than the item, so "item at distance <= the k-th
+    # positive" is "bin <= k": a negative tied with a positive counts before it (against the query).
     counts = torch.zeros(b, pmax + 1, dtype=torch.long, device=d.device)
-    counts.scatter_add_(1, bins, torch.ones(1, 1, dtype=torch.long, device=d.device).expand_as(bins))
-    before = counts.cumsum(1)[:, :pmax]  # negatives ranked before the k-th positive
+    # Only items no farther than the query's last positive can change a rank. When they are few
+    # (a reasonable model), bin just those; otherwise bin the whole chunk.
+    last = sorted_pos.gather(1, (npos - 1).clamp(min=0)[:, None])
+    last = last.masked_fill(npos[:, None] == 0, float("-inf"))
+    near = d <= last
+    n_near = int(near.sum())
+    if n_near * (pmax + 2) <= 2 * d.numel():
+        r, c = near.nonzero(as_tuple=True)
+        bins = torch.searchsorted(sorted_pos[r], d[r, c][:, None], right=False).squeeze(1)
+        counts.index_put_((r, bins), torch.ones_like(bins), accumulate=True)
+    else:
+        bins = torch.searchsorted(sorted_pos, d.contiguous(), right=False)
+        counts.scatter_add_(1, bins, torch.ones(1, 1, dtype=torch.long, device=d.device).expand_as(bins))
+    at_or_before = counts.cumsum(1)[:, :pmax]  # every gallery item with distance <= k-th positive
+    positives_before = torch.searchsorted(sorted_pos, sorted_pos, right=True)
+    excluded = _gather(d, excl_index).sort(1).values.contiguous()
+    excluded_before = (torch.searchsorted(excluded, sorted_pos, right=True) if excluded.shape[1]
+                       else torch.zeros_like(positives_before))
+    negatives_before = at_or_before - positives_before - excluded_before
     k = torch.arange(1, pmax + 1, device=d.device, dtype=torch.float64)
-    rank = k[None, :] + before.to(torch.float64)  # 1-based rank of the k-th positive
+    rank = k[None, :] + negatives_before.to(torch.float64)  # 1-based rank of the k-th positive
     in_row = k[None, :] <= npos[:, None]
     ap = torch.where(in_row, k[None, :] / rank, torch.zeros((), dtype=torch.float64, device=d.device)).sum(1)
     ap = ap / npos.clamp(min=1).to(torch.float64)
-    first = 1 + before[:, 0]
+    first = 1 + negatives_before[:, 0]
     return ap, first, npos > 0
 
 
@@ -138,10 +203,10 @@ def reid_metrics(
         def rows(start: int, stop: int) -> torch.Tensor:
             return full[start:stop]
 
-    gi = torch.from_numpy(g_ids_np).to(dev)
+    by_id = _Members(g_ids_np, dev)
+    by_group = _Members(g_groups_np, dev)
     gg = torch.from_numpy(g_groups_np).to(dev)
-    max_rank = max(ranks)
-    step = _chunk_size(num_g, chunk_size)
+    step = _chunk_size(num_g, chunk_size, dev)
     aps, firsts, valids = [], [], []
     starts = range(0, num_q, step)
     if show_progress:
@@ -150,13 +215,12 @@ def reid_metrics(
         starts = tqdm(starts, desc="re-id ranking", unit="chunk")
     for start in starts:
         stop = min(start + step, num_q)
-        d = rows(start, stop)
-        d = torch.as_tensor(d).to(dev)
+        d = torch.as_tensor(rows(start, stop)).to(dev)
         if d.dtype not in (torch.float32, torch.float64):
             d = d.float()
-        qi = torch.from_numpy(q_ids_np[start:stop]).to(dev)
         qg = torch.from_numpy(q_groups_np[start:stop]).to(dev)
-        ap, first, valid = _chunk_scores(d, qi, gi, qg, gg, max_rank)
+        ap, first, valid = _chunk_scores(d, by_id.rows(q_ids_np[start:stop]), by_group.rows(q_groups_np[start:stop]),
+                                         gg, qg)
         aps.append(ap.cpu())
         firsts.append(first.cpu())
         valids.append(valid.cpu())

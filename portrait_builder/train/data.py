@@ -154,17 +154,18 @@ class CropDataset(Dataset):
         return len(self.files)
 
     def _load(self, i: int) -> torch.Tensor:
-        from torchvision.io import ImageReadMode, decode_image, read_file
-        from torchvision.transforms.v2.functional import resize
+        from PIL import Image
 
         path = self.root / self.files[i]
         try:
-            img = decode_image(read_file(str(path)), mode=ImageReadMode.RGB)
-        except (RuntimeError, OSError) as exc:
+            with Image.open(path) as im:
+                im = im.convert("RGB")
+                if (im.height, im.width) != self.size:
+                    im = im.resize((self.size[1], self.size[0]), Image.Resampling.BILINEAR, reducing_gap=None)
+                arr = np.asarray(im, dtype=np.uint8)
+        except OSError as exc:
             raise UserError(f"cannot read crop image {path}: {exc}") from None
-        if tuple(img.shape[1:]) != self.size:
-            img = resize(img, list(self.size), antialias=True)
-        return img
+        return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
     def __getitem__(self, i: int) -> dict:
         img = self._cache[i] if self._cache is not None else self._load(i)

@@ -40,12 +40,15 @@ def market1501_reference(distmat, q_pids, g_pids, q_groups, g_groups, max_rank=1
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 @pytest.mark.parametrize("with_groups", [False, True])
-def test_baseline_micro_equals_market1501_reference(seed, with_groups):
+@pytest.mark.parametrize("quality", ["random", "good"])  # many / few items before the last match
+def test_baseline_micro_equals_market1501_reference(seed, with_groups, quality):
     rng = np.random.default_rng(seed)
     nq, ng = 60, 400
     dist = rng.random((nq, ng))
     q_ids = rng.integers(0, 15, nq)
     g_ids = rng.integers(0, 20, ng)
+    if quality == "good":
+        dist += 0.9 * (q_ids[:, None] != g_ids[None, :])
     if with_groups:
         q_groups = rng.integers(-1, 30, nq)  # -1: no group
         g_groups = rng.integers(-1, 30, ng)
