@@ -224,6 +224,8 @@ class AnnotationService:
         self.taxonomy: Taxonomy = project.taxonomy
         self.annotator = get_annotator(project, annotator_name)
         chosen = attribute or self.annotator.attribute
+        if chosen is None and self.annotator.role in REVIEW_ROLES:
+            chosen = self.taxonomy.names[0]  # reviewers without an assignment start on the first attribute
         if chosen is None:
             raise UserError(f"{self.annotator.name} has no assigned attribute; pass --attribute")
         self.taxonomy.attribute(chosen)
