@@ -84,7 +84,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"device {dev} (GPU: {gpu}), torch {torch.__version__}, numpy {np.__version__}")
 
-    for label, noise in (("good model", 1.3), ("weak model", 2.2)):
+    for label, noise in (("good model", 1.3), ("weak model", 4.0)):
         qf, gf, q_ids, g_ids, q_groups, g_groups = make_data(2000, 20000, 500, args.dim, noise=noise)
         dist = reference_distances(qf.astype(np.float64), gf.astype(np.float64))
         ref, t_ref = timed(partial(reference_eval, dist, q_ids, g_ids, q_groups, g_groups))

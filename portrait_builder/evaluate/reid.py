@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -96,6 +97,25 @@ class _Members:
         valid = cols[None, :] < torch.from_numpy(count).to(dev)[:, None]
         flat = (start[:, None] + cols[None, :]).clamp(max=len(self.order) - 1)
         return torch.where(valid, self.order[flat], torch.full_like(flat, -1))
+
+
+@contextmanager
+def _ranking_threads(device: torch.device):
+    """One intra-op thread for the ranking passes on CPU (restored afterwards).
+
+    They are short memory-bound passes over cache-sized chunks; OpenMP fork/join around each costs
+    more than it gains, badly so on a shared machine (2 threads were 4x slower than 1 at load 9 on
+    the development box). The distance matrix products in ``feature_distances`` keep every thread.
+    """
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _gather(d: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -219,8 +239,9 @@ def reid_metrics(
         if d.dtype not in (torch.float32, torch.float64):
             d = d.float()
         qg = torch.from_numpy(q_groups_np[start:stop]).to(dev)
-        ap, first, valid = _chunk_scores(d, by_id.rows(q_ids_np[start:stop]), by_group.rows(q_groups_np[start:stop]),
-                                         gg, qg)
+        with _ranking_threads(dev):
+            ap, first, valid = _chunk_scores(d, by_id.rows(q_ids_np[start:stop]),
+                                             by_group.rows(q_groups_np[start:stop]), gg, qg)
         aps.append(ap.cpu())
         firsts.append(first.cpu())
         valids.append(valid.cpu())
