@@ -6,12 +6,13 @@ DEMO_DIR ?= demo-output
 .PHONY: install install-dev system-deps demo test lint
 
 # Debian packages the product uses when present: ffmpeg (ffprobe), PostgreSQL (team store and its
-# tests), Xvfb (screenshots). Skipped when already there or when apt-get is not available.
+# tests), Xvfb and the xcb libraries Qt's window plugin needs (the app on a virtual screen, screenshots).
+# Only missing ones are installed, and only when run as root with apt-get.
+DEB_PACKAGES := ffmpeg postgresql xvfb libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
 system-deps:
-	@missing=""; \
-	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
-	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
-	command -v Xvfb >/dev/null || missing="$$missing xvfb"; \
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
 	if [ -n "$$missing" ] && command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
