@@ -58,15 +58,19 @@ class HOGDetector:
         scale: float = 1.1,
         win_stride: int = 8,
         hit_threshold: float = 0.0,
+        padding: int = 16,
         batch_size: int = 1,
     ):
         if weights:
             raise UserError("the hog detector has no weights (it uses OpenCV's built-in people SVM); drop --weights")
         if not hasattr(cv2, "HOGDescriptor"):
             raise UserError("this OpenCV has no HOGDescriptor (OpenCV 5 removed it); install opencv-python-headless<5")
-        if upscale <= 0 or scale <= 1.0 or win_stride < 1:
-            raise UserError(f"hog: need upscale > 0, scale > 1, win_stride >= 1 (got {upscale}, {scale}, {win_stride})")
+        if upscale <= 0 or scale <= 1.0 or win_stride < 1 or padding < 0:
+            raise UserError(
+                f"hog: need upscale > 0, scale > 1, win_stride >= 1, padding >= 0 (got {upscale}, {scale}, {win_stride}, {padding})"
+            )
         self.upscale, self.scale, self.win_stride, self.hit_threshold = float(upscale), float(scale), int(win_stride), float(hit_threshold)
+        self.padding = int(padding)
         self.batch_size = int(batch_size)
         self.device = "cpu"  # HOG runs on the CPU whatever was asked; OpenCV threads it
         self._hog = cv2.HOGDescriptor()
@@ -78,6 +82,7 @@ class HOGDetector:
             "scale": self.scale,
             "win_stride": self.win_stride,
             "hit_threshold": self.hit_threshold,
+            "padding": self.padding,
             "calibration": [WIDTH_FACTOR, HEIGHT_FACTOR, CENTRE_DY],
             "embedding": f"hsv-stripes-{EMBEDDING_DIM}",
         }
@@ -89,7 +94,7 @@ class HOGDetector:
         if self.upscale != 1.0:
             img = cv2.resize(frame, None, fx=self.upscale, fy=self.upscale, interpolation=cv2.INTER_LINEAR)
         rects, weights = self._hog.detectMultiScale(
-            img, hitThreshold=self.hit_threshold, winStride=(self.win_stride, self.win_stride), padding=(0, 0), scale=self.scale
+            img, hitThreshold=self.hit_threshold, winStride=(self.win_stride, self.win_stride), padding=(self.padding, self.padding), scale=self.scale
         )
         if len(rects) == 0:
             return Detections.empty(self.embedding_dim)

@@ -1,10 +1,15 @@
 """Render synthetic people videos with exact ground truth.
 
-Each person is a figure with a head (skin, hair), a patterned torso, swinging arms and legs (trousers,
-shoes), drawn with anti-aliased OpenCV primitives so that OpenCV's HOG people detector finds them.
+Each person is a figure with human proportions (head about 1/7.5 of the height, shoulders wider than
+hips, arms hanging at the sides, two jointed legs whose gap opens and closes with the stride), a
+skin-tone head and hands, a top in a colour of its own (plain or two-tone), darker trousers, shading
+across the body and a thin dark outline, drawn with anti-aliased OpenCV primitives so that OpenCV's HOG
+people detector (trained on upright INRIA pedestrians) finds them: on the default clip it finds 0.8-0.85
+of all ground-truth boxes and about 0.9 of the figures in full view, at precision 0.98-1.0.
 People enter and leave the frame, walk in both directions at different depths (so they cross and the
 nearer one occludes the farther), and the video is cut into shots with a different background and
-palette each; people may reappear in a later shot with the same identity and clothes.
+palette each; people may reappear in a later shot with the same identity and clothes. Of a few random
+layouts per shot the one with the fewest long overlaps and edge frames is used (see ``_plan``).
 
 Ground truth: one MOTChallenge row per visible person per frame
 ``frame (1-based), id, x, y, w, h, 1, 1, visibility, -1`` where the box is the tight box of the
@@ -29,8 +34,24 @@ from portrait_builder.errors import UserError
 
 log = logging.getLogger(__name__)
 
+#: Layouts drawn per shot; the one whose people overlap least is rendered (see _plan).
+PLAN_CANDIDATES = 12
 # Figure proportions (fractions of the figure height), tuned so OpenCV's HOG people detector fires.
-SHAPE = {'swing': 0.4, 'leg': 0.1, 'arm': 0.065, 'shoulder': 0.3, 'arm_swing': 0.8}
+# Widths: shoulder, hip, leg segments and arm thickness; hip_x: each hip joint's offset from the centre;
+# leg_swing, knee, arm_swing: amplitudes in radians; rim: brightness of the outline (times background).
+# Wider leg stances and arms across the torso lowered HOG's SVM margin (measured per walking phase).
+SHAPE = {
+    "shoulder": 0.23,
+    "hip": 0.19,
+    "hip_x": 0.02,
+    "thigh": 0.085,
+    "shin": 0.065,
+    "arm": 0.05,
+    "leg_swing": 0.25,
+    "knee": 0.5,
+    "arm_swing": 0.3,
+    "rim": 0.55,
+}
 
 
 @dataclass(frozen=True)
@@ -75,7 +96,7 @@ class Person:
     long_hair: bool
     shirt: tuple[int, int, int]
     shirt2: tuple[int, int, int]
-    pattern: str  # plain | stripes | split
+    pattern: str  # plain | split (two-tone top)
     trousers: tuple[int, int, int]
     shoes: tuple[int, int, int]
     attributes: dict = field(default_factory=dict)
@@ -188,8 +209,8 @@ def make_people(config: SynthConfig, taxonomy=None) -> list[Person]:
                 long_hair=attrs.get("gender") == "female",
                 shirt=shirts[i],
                 shirt2=_colour(rng),
-                pattern=["plain", "stripes", "split"][i % 3],
-                trousers=_colour(rng, 20, 160),
+                pattern=["plain", "split", "plain"][i % 3],
+                trousers=_colour(rng, 20, 110),
                 shoes=_colour(rng, 0, 60),
                 attributes=attrs,
             )
@@ -198,74 +219,113 @@ def make_people(config: SynthConfig, taxonomy=None) -> list[Person]:
 
 
 def _draw_person(canvas: np.ndarray, mask: np.ndarray, p: Person, cx: float, foot_y: float, h: float, phase: float, facing: int) -> None:
-    """Draw one figure on ``canvas`` and set its pixels to 255 in ``mask`` (same primitives)."""
-    s = 16  # fixed-point shift: sub-pixel positions keep the motion smooth
-    f = float(1 << 4)
+    """Draw one figure on ``canvas`` and set its pixels to 255 in ``mask``.
 
-    def P(x, y):  # noqa: N802 - a point in fixed point
-        return (int(round(x * f)), int(round(y * f)))
+    Human proportions (fractions of the height ``h``, head top to soles): head 0.13, shoulders 0.23 wide
+    at 0.16, hips 0.19 wide at 0.5, legs 0.48 long in two segments with a knee, arms 0.32 long hanging at
+    the sides. Legs and arms swing in opposite phase; the back limbs are darker. The figure is drawn in a
+    small region of interest around it, shaded across its width and given a thin dark outline, so its
+    silhouette has the clear vertical edges of a real pedestrian.
+    """
+    top = foot_y - h
+    pad = int(0.3 * h) + 4
+    x0, y0 = int(math.floor(cx - pad)), int(math.floor(top - 4))
+    x1, y1 = int(math.ceil(cx + pad)), int(math.ceil(foot_y + 4))
+    H, W = canvas.shape[:2]  # noqa: N806
+    rx0, ry0, rx1, ry1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+    if rx1 <= rx0 or ry1 <= ry0:
+        return
+    lw, lh = x1 - x0, y1 - y0
+    img = np.zeros((lh, lw, 3), np.uint8)
+    m = np.zeros((lh, lw), np.uint8)
+    f = 16.0
+    ox, oy = cx - x0, foot_y - y0  # figure origin (centre of the feet) in local pixels
+
+    def P(fx, fy):  # noqa: N802 - (fraction of h sideways, fraction of h up from the top) -> fixed point
+        return (int(round((ox + facing * fx * h) * f)), int(round((oy - h + fy * h) * f)))
 
     def line(a, b, colour, thick):
-        t = max(1, int(round(thick)))
-        for img, col in ((canvas, colour), (mask, 255)):
-            cv2.line(img, P(*a), P(*b), col, t, cv2.LINE_AA if img is canvas else cv2.LINE_8, 4)
+        t = max(1, int(round(thick * h)))
+        cv2.line(img, P(*a), P(*b), colour, t, cv2.LINE_AA, 4)
+        cv2.line(m, P(*a), P(*b), 255, t, cv2.LINE_8, 4)
 
     def poly(pts, colour):
         arr = np.array([P(*q) for q in pts], np.int32)
-        cv2.fillPoly(canvas, [arr], colour, cv2.LINE_AA, 4)
-        cv2.fillPoly(mask, [arr], 255, cv2.LINE_8, 4)
+        cv2.fillPoly(img, [arr], colour, cv2.LINE_AA, 4)
+        cv2.fillPoly(m, [arr], 255, cv2.LINE_8, 4)
 
     def ellipse(c, axes, colour):
-        for img, col in ((canvas, colour), (mask, 255)):
-            cv2.ellipse(img, P(*c), P(*axes), 0, 0, 360, col, -1, cv2.LINE_AA if img is canvas else cv2.LINE_8, 4)
+        cen, ax = P(*c), (int(round(axes[0] * h * f)), int(round(axes[1] * h * f)))
+        cv2.ellipse(img, cen, ax, 0, 0, 360, colour, -1, cv2.LINE_AA, 4)
+        cv2.ellipse(m, cen, ax, 0, 0, 360, 255, -1, cv2.LINE_8, 4)
 
-    del s
-    w = SHAPE['shoulder'] * h * p.width_factor  # shoulder width
-    head_r = 0.068 * h
-    top = foot_y - h
-    neck_y = top + 2 * head_r + 0.01 * h
-    hip_y = top + 0.52 * h
-    leg_len = foot_y - hip_y - 0.02 * h
-    swing = SHAPE['swing'] * math.sin(phase)  # radians
-    # Back arm and leg first (darker), then torso, then front limbs.
-    leg_t, arm_t = SHAPE['leg'] * h * p.width_factor, SHAPE['arm'] * h
-    shoulder_y = neck_y + 0.03 * h
-    arm_len = 0.36 * h
-    darker = tuple(int(c * 0.75) for c in p.shirt)
+    def limb(x, y, l1, l2, a1, a2):
+        """Two segments from (x, y): lengths l1, l2 at angles a1, a2 from straight down (positive = forward)."""
+        k = (x + l1 * math.sin(a1), y + l1 * math.cos(a1))
+        e = (k[0] + l2 * math.sin(a2), k[1] + l2 * math.cos(a2))
+        return k, e
 
-    def limb_end(x0, y0, length, angle):
-        return (x0 + facing * length * math.sin(angle), y0 + length * math.cos(angle))
-
-    # back leg and arm
-    foot_b = limb_end(cx, hip_y, leg_len, -swing)
-    line((cx, hip_y), foot_b, tuple(int(c * 0.8) for c in p.trousers), leg_t)
-    line(foot_b, (foot_b[0] + facing * 0.06 * h, foot_b[1]), p.shoes, 0.04 * h)
-    hand_b = limb_end(cx, shoulder_y, arm_len, swing * SHAPE['arm_swing'])
-    line((cx, shoulder_y), hand_b, darker, arm_t)
-    # torso
-    torso = [(cx - w / 2, shoulder_y), (cx + w / 2, shoulder_y), (cx + w * 0.38, hip_y + 0.02 * h), (cx - w * 0.38, hip_y + 0.02 * h)]
+    sw = SHAPE["shoulder"] * p.width_factor / 2  # half shoulder width
+    hw = SHAPE["hip"] * p.width_factor / 2
+    shade = lambda c, s: tuple(int(min(255, v * s)) for v in c)  # noqa: E731
+    legs = []
+    for k, ph in ((0, phase), (1, phase + math.pi)):
+        thigh = SHAPE["leg_swing"] * math.sin(ph)
+        bend = SHAPE["knee"] * max(0.0, math.sin(ph + 0.6 * math.pi))  # the knee flexes while the leg swings forward
+        knee, ankle = limb(SHAPE["hip_x"] * (1 if k else -1), 0.5, 0.245, 0.225, thigh, thigh - bend)
+        legs.append((k, knee, ankle, math.sin(ph)))
+    arms = []
+    for k, ph in ((0, phase + math.pi), (1, phase)):
+        # Arms hang at the sides and swing outwards a little, never across the torso (that would hide the
+        # torso's edges): the swing of a walker seen from the front three-quarters.
+        side = 1 if k else -1
+        a = side * (0.06 + SHAPE["arm_swing"] * 0.5 * (1 + math.sin(ph)))
+        elbow, hand = limb(side * sw, 0.18, 0.17, 0.15, a, a + side * 0.06)
+        arms.append((k, elbow, hand))
+    # back leg (the one swinging backwards) first, darker
+    back_leg = min(legs, key=lambda q: q[3])
+    front_leg = max(legs, key=lambda q: q[3])
+    for (k, knee, ankle, _), s in ((back_leg, 0.75), (front_leg, 1.0)):
+        hip = (SHAPE["hip_x"] * (1 if k else -1), 0.5)
+        line(hip, knee, shade(p.trousers, s), SHAPE["thigh"] * p.width_factor)
+        line(knee, ankle, shade(p.trousers, s), SHAPE["shin"] * p.width_factor)
+        line((ankle[0] - 0.015, ankle[1] + 0.012), (ankle[0] + 0.05, ankle[1] + 0.012), shade(p.shoes, s), 0.035)
+    # back arm
+    k, elbow, hand = arms[0]
+    sh = (-sw, 0.18)
+    line(sh, elbow, shade(p.shirt, 0.8), SHAPE["arm"])
+    line(elbow, hand, shade(p.shirt, 0.8), SHAPE["arm"] * 0.85)
+    # pelvis and torso
+    poly([(-hw, 0.47), (hw, 0.47), (hw * 1.02, 0.545), (-hw * 1.02, 0.545)], p.trousers)
+    torso = [(-sw * 0.8, 0.15), (sw * 0.8, 0.15), (sw, 0.175), (sw * 0.86, 0.3), (hw * 0.92, 0.41), (hw, 0.5), (-hw, 0.5), (-hw * 0.92, 0.41), (-sw * 0.86, 0.3), (-sw, 0.175)]
     poly(torso, p.shirt)
-    if p.pattern == "stripes":
-        for k in range(1, 5):
-            y = shoulder_y + k * (hip_y - shoulder_y) / 5
-            line((cx - w * 0.42, y), (cx + w * 0.42, y), p.shirt2, 0.025 * h)
-    elif p.pattern == "split":
-        lower = [(cx - w * 0.45, (shoulder_y + hip_y) / 2), (cx + w * 0.45, (shoulder_y + hip_y) / 2), torso[2], torso[3]]
-        poly(lower, p.shirt2)
-    # front leg and arm
-    foot_f = limb_end(cx, hip_y, leg_len, swing)
-    line((cx, hip_y), foot_f, p.trousers, leg_t)
-    line(foot_f, (foot_f[0] + facing * 0.06 * h, foot_f[1]), p.shoes, 0.04 * h)
-    hand_f = limb_end(cx, shoulder_y, arm_len, -swing * SHAPE['arm_swing'])
-    line((cx, shoulder_y), hand_f, p.shirt, arm_t)
-    ellipse(hand_f, (0.025 * h, 0.025 * h), p.skin)
+    # Only two-tone tops: stripes and open jackets cut the torso's gradients and lowered HOG's margin.
+    if p.pattern == "split":
+        poly([(-sw * 0.88, 0.33), (sw * 0.88, 0.33), (hw, 0.5), (-hw, 0.5)], p.shirt2)
+    # front arm, hands
+    k, elbow, hand = arms[1]
+    sh = (sw, 0.18)
+    line(sh, elbow, p.shirt, SHAPE["arm"])
+    line(elbow, hand, p.skin, SHAPE["arm"] * 0.75)
+    for _, _, hnd in arms:
+        ellipse(hnd, (0.022, 0.026), p.skin)
     # neck, head, hair
-    line((cx, neck_y - 0.02 * h), (cx, shoulder_y), p.skin, 0.05 * h)
-    head_c = (cx, top + head_r)
+    line((0, 0.11), (0, 0.16), shade(p.skin, 0.85), 0.045)
+    ellipse((0.004, 0.068), (0.047, 0.066), p.skin)
+    ellipse((-0.006, 0.045), (0.05, 0.045), p.hair)
     if p.long_hair:
-        poly([(cx - head_r * 1.05, top + head_r), (cx + head_r * 1.05, top + head_r), (cx + head_r * 1.1, neck_y + 0.05 * h), (cx - head_r * 1.1, neck_y + 0.05 * h)], p.hair)
-    ellipse(head_c, (head_r * 0.85, head_r), p.skin)
-    ellipse((cx, top + head_r * 0.55), (head_r * 0.9, head_r * 0.55), p.hair)
+        poly([(-0.052, 0.05), (0.01, 0.05), (0.0, 0.17), (-0.055, 0.17)], p.hair)
+    # Shade across the width (rounder body) and outline the silhouette with a thin dark rim.
+    xs = (np.arange(lw, dtype=np.float32) - ox) / max(sw * h, 1.0)
+    gain = (1.08 - 0.22 * np.clip(xs * facing, -1.5, 1.5) ** 2).clip(0.7, 1.1)[None, :, None]
+    img = np.clip(img.astype(np.float32) * gain, 0, 255).astype(np.uint8)
+    rim = cv2.dilate(m, np.ones((3, 3), np.uint8)) & ~m
+    sub = (slice(ry0 - y0, ry1 - y0), slice(rx0 - x0, rx1 - x0))
+    roi = canvas[ry0:ry1, rx0:rx1]
+    mm, rr = m[sub] > 0, rim[sub] > 0
+    roi[rr] = (roi[rr].astype(np.uint16) * SHAPE["rim"]).astype(np.uint8)
+    roi[mm] = img[sub][mm]
+    mask[ry0:ry1, rx0:rx1] |= m[sub]
 
 
 # ---------------------------------------------------------------------------------------- backgrounds
@@ -303,31 +363,84 @@ class _Walk:
     phase0: float
 
 
+def _shown_height(config: SynthConfig, p: Person, foot_y: float) -> float:
+    """Figure height on screen: people lower in the frame (nearer) are drawn a little larger."""
+    return p.height_px * (0.85 + 0.15 * (foot_y / config.height))
+
+
+def _shot_candidate(config: SynthConfig, present: list[Person], shot: int, s0: int, s1: int, rng: np.random.Generator) -> list[_Walk]:
+    W, H = config.width, config.height  # noqa: N806
+    n_shot = s1 - s0
+    walks = []
+    for k, p in enumerate(present):
+        direction = 1 if (k + shot) % 2 == 0 else -1
+        speed = direction * float(rng.uniform(config.min_speed, config.max_speed))
+        half = 0.2 * p.height_px
+        # Enter from a side, early or a little after the cut, or start inside the frame.
+        if rng.random() < 0.5:
+            x0 = -half if direction > 0 else W + half
+            start = s0 + int(rng.integers(0, max(1, n_shot // 3)))
+        else:
+            x0 = float(rng.uniform(0.1 * W, 0.9 * W))
+            start = s0
+        # HOG only scores windows inside the (slightly padded) image, and its window reaches about 0.21
+        # person heights beyond head and feet: keep that margin so a figure in full view is detectable.
+        lo, hi = 1.25 * p.height_px, H - 0.22 * p.height_px
+        foot_y = float(rng.uniform(lo, hi)) if hi > lo else float(0.5 * (lo + hi))
+        walks.append(_Walk(p, shot, start, x0, speed, foot_y, float(rng.uniform(0, 2 * math.pi))))
+    return walks
+
+
+def _overlaps(config: SynthConfig, walks: list[_Walk], s0: int, s1: int) -> tuple[int, int]:
+    """(frames x pairs where two figures overlap heavily, frames x people cut by the frame's edge,
+    crossings of people walking opposite ways)."""
+    t = np.arange(s0, s1, dtype=np.float64)
+    boxes = []
+    for w in walks:
+        h = _shown_height(config, w.person, w.foot_y)
+        cx = w.x0 + w.speed * (t - w.start)
+        on = (t >= w.start) & (cx > -0.2 * h) & (cx < config.width + 0.2 * h)
+        boxes.append((cx - 0.18 * h, cx + 0.18 * h, w.foot_y - h, w.foot_y, on, cx))
+    heavy = crossings = 0
+    edge = sum(int((b[4] & ((b[0] < 0) | (b[1] > config.width))).sum()) for b in boxes)
+    for i in range(len(boxes)):
+        for j in range(i + 1, len(boxes)):
+            a, b = boxes[i], boxes[j]
+            iw = np.clip(np.minimum(a[1], b[1]) - np.maximum(a[0], b[0]), 0, None)
+            ih = max(0.0, min(a[3], b[3]) - max(a[2], b[2]))
+            inter = iw * ih
+            union = (a[1] - a[0]) * (a[3] - a[2]) + (b[1] - b[0]) * (b[3] - b[2]) - inter
+            both = a[4] & b[4]
+            heavy += int(((inter / union > 0.3) & both).sum())
+            order = np.sign(a[5] - b[5])[both]
+            if walks[i].speed * walks[j].speed < 0 and len(order) and (order != order[0]).any():
+                crossings += 1
+    return heavy, edge, crossings
+
+
 def _plan(config: SynthConfig, people: list[Person], rng: np.random.Generator) -> tuple[list[int], list[_Walk]]:
+    """Who walks where in each shot.
+
+    A few candidate layouts are drawn per shot and the one that keeps people apart best is used, under
+    the condition that (where a candidate offers it) two people walking opposite ways cross (crossings are
+    short occlusions, the interesting case for the tracker, while two people walking side by side would hide
+    each other for the whole shot). Half of the time figures spend cut by the frame's edge counts too:
+    entries and exits stay (every candidate has them) but do not dominate the clip.
+    """
     starts = [0, *sorted(config.shot_starts)]
     ends = [*starts[1:], config.num_frames]
     walks: list[_Walk] = []
-    W, H = config.width, config.height  # noqa: N806
     for shot, (s0, s1) in enumerate(zip(starts, ends, strict=True)):
-        n_shot = s1 - s0
         # Every shot shows most people; a person may be absent from a shot and come back later.
         present = [p for p in people if shot == 0 or rng.random() < 0.8] or people[:1]
-        for k, p in enumerate(present):
-            direction = 1 if (k + shot) % 2 == 0 else -1
-            speed = direction * float(rng.uniform(config.min_speed, config.max_speed))
-            half = 0.2 * p.height_px
-            # Enter from a side, early or a little after the cut, or start inside the frame.
-            if rng.random() < 0.5:
-                x0 = -half if direction > 0 else W + half
-                start = s0 + int(rng.integers(0, max(1, n_shot // 3)))
-            else:
-                x0 = float(rng.uniform(0.1 * W, 0.9 * W))
-                start = s0
-            # HOG only scores windows inside the image, and its window reaches about 0.21 person heights
-            # beyond head and feet: keep that margin so every figure is detectable when fully in view.
-            lo, hi = 1.25 * p.height_px, H - 0.22 * p.height_px
-            foot_y = float(rng.uniform(lo, hi)) if hi > lo else float(0.5 * (lo + hi))
-            walks.append(_Walk(p, shot, start, x0, speed, foot_y, float(rng.uniform(0, 2 * math.pi))))
+        best, best_key = None, None
+        for _ in range(PLAN_CANDIDATES):
+            cand = _shot_candidate(config, present, shot, s0, s1, rng)
+            heavy, edge, crossings = _overlaps(config, cand, s0, s1)
+            key = (crossings == 0, heavy + 0.5 * edge)
+            if best_key is None or key < best_key:
+                best, best_key = cand, key
+        walks.extend(best)
     return starts, walks
 
 
@@ -348,7 +461,7 @@ def render_frames(config: SynthConfig, taxonomy=None) -> Iterator[tuple[int, np.
         for w in active:
             steps = t - w.start
             cx = w.x0 + w.speed * steps
-            h = w.person.height_px * (0.85 + 0.15 * (w.foot_y / config.height))  # perspective
+            h = _shown_height(config, w.person, w.foot_y)
             if cx < -h or cx > config.width + h:
                 masks.append(None)
                 continue

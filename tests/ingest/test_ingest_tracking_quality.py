@@ -17,9 +17,10 @@ def test_synthetic_tracking_beats_untracked(tmp_path):
     g = read_mot(gt.write_mot(tmp_path / "gt.txt"))
     hyp, raw = track_video(tmp_path / "q.mp4", create_detector("hog"))
     tracked, untracked = mot_metrics(g, hyp), mot_metrics(g, raw)
-    # measured: MOTA 0.28 / IDF1 0.27 vs untracked -0.03 / 0.01 (recall is bounded by HOG on the figures)
-    assert tracked["mota"] >= 0.2 and tracked["idf1"] >= 0.2
-    assert tracked["mota"] > untracked["mota"] + 0.2 and tracked["idf1"] > 10 * max(untracked["idf1"], 0.01)
+    # measured: MOTA 0.81 / IDF1 0.49 vs untracked 0.01 / 0.01; IDF1 is capped near 0.53 on this clip because
+    # the tracker restarts at the shot cut while ground-truth ids carry over (tests/synth scores per shot)
+    assert tracked["mota"] >= 0.6 and tracked["idf1"] >= 0.4
+    assert tracked["mota"] > untracked["mota"] + 0.5 and tracked["idf1"] > 10 * max(untracked["idf1"], 0.01)
 
 
 @pytest.mark.slow
