@@ -36,11 +36,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args) -> int:
+    import os
+
     from portrait_builder.train import load_config, train
 
     config = load_config(args.config, epochs=args.epochs, batch_size=args.batch_size)
     result = train(args.release, config, args.out, pretrained=args.pretrained, resume=args.resume,
                    device=args.device)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports
+        return 0
     if result.history:
         last = result.history[-1]
         print(f"trained {config.name} for {last['epoch']} epoch(s); last epoch loss {last.get('loss', float('nan')):.4f}")

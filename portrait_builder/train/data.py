@@ -153,6 +153,10 @@ class CropDataset(Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
     def _load(self, i: int) -> torch.Tensor:
         from PIL import Image
 

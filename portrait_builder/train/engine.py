@@ -179,13 +179,14 @@ def train(
         if dev.type == "cuda":
             step = nn.SyncBatchNorm.convert_sync_batchnorm(step)
         step = nn.parallel.DistributedDataParallel(
-            step, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
+            # Every parameter joins each step's graph (absent tasks contribute x 0), so no unused-parameter scan.
+            step, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=False)
 
     dataset = CropDataset(release.root, table["file"].tolist(), config.input_size,
                           cache=len(table) <= config.cache_max_crops)
     sampler = create_sampler(config.sampler, identity_array(table), config.batch_size, config.num_instances,
                              config.seed)
-    workers = 0 if dataset._cache is not None else config.num_workers
+    workers = 0 if dataset.cached else config.num_workers
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=dev.type == "cuda",
                         persistent_workers=False)
     augment = TrainAugment(config.input_size, config.pad, config.flip_p, config.erase_p).to(dev)

@@ -8,6 +8,7 @@ gallery); expression is multi-label (sigmoid > 0.5, at least the top one). PIQ f
 from __future__ import annotations
 
 import math
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,17 +23,20 @@ from portrait_builder.train.engine import load_checkpoint, model_from_checkpoint
 
 
 @torch.no_grad()
-def predict(model, dataset: CropDataset, device: torch.device, batch_size: int, progress: bool = False) -> dict:
+def predict(model, dataset: CropDataset, device: torch.device, batch_size: int, progress: bool = False,
+            num_workers: int = 0) -> dict:
     """Per-task predictions and the re-id features of every crop of ``dataset``."""
     from tqdm import tqdm
 
     model.eval().to(device)
     normalize = Normalize().to(device)
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=0)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
+                        pin_memory=device.type == "cuda")
     feats, logits = [], {t.name: [] for t in model.tasks}
     reid_task = next((t.name for t in model.tasks if t.kind == "identity"), None)
     for batch in tqdm(loader, desc="features", unit="batch", disable=not progress, leave=False):
-        out = model(normalize(batch["image"].to(device)))
+        with torch.autocast("cuda", dtype=torch.float16) if device.type == "cuda" else nullcontext():
+            out = model(normalize(batch["image"].to(device, non_blocking=True)))
         if reid_task is not None:
             feats.append(out["bn"][reid_task].float().cpu())
         for name, value in out["logits"].items():
@@ -65,7 +69,7 @@ def evaluate(
     if test.empty:
         raise UserError(f"release {release.root} has no query or gallery crops")
     dataset = CropDataset(release.root, test["file"].tolist(), config.input_size)
-    pred = predict(model, dataset, dev, batch_size or config.eval_batch_size, progress)
+    pred = predict(model, dataset, dev, batch_size or config.eval_batch_size, progress, config.num_workers)
     row: dict = {"variant": config.name, "epochs": int(ckpt["epoch"])}
 
     is_q = np.array(test["subset"] == "query", dtype=bool)
