@@ -7,6 +7,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pandas as pd
 from sqlalchemy import bindparam, select, update
 
 from portrait_builder.dedup.groups import DEFAULT_THRESHOLD, group_hashes
@@ -89,15 +90,19 @@ def group_project(project, threshold: int = DEFAULT_THRESHOLD, within_video: boo
     """
     if not 0 <= int(threshold) <= 64:
         raise UserError(f"--threshold must be between 0 and 64 bits, got {threshold}")
+    from portrait_builder.split.store import read_frame
+
     with project.session() as s:
-        rows = s.execute(select(Crop.id, Crop.phash, Crop.video_id).order_by(Crop.id)).all()
-    ids = np.array([r[0] for r in rows], dtype=np.int64)
-    has = np.array([r[1] is not None for r in rows], dtype=bool)
+        frame = read_frame(s, select(Crop.id, Crop.phash, Crop.video_id, Crop.phash_group).order_by(Crop.id),
+                           ["id", "phash", "video_id", "phash_group"])
+    ids = frame["id"].to_numpy(dtype=np.int64)
+    has = frame["phash"].notna().to_numpy()
     unhashed = int((~has).sum())
-    if unhashed == len(rows) and rows:
+    if unhashed == len(frame) and len(frame):
         raise UserError("no crop has a pHash yet; run `portrait hash PROJECT` first")
-    hashes = to_unsigned(np.array([r[1] for r in rows if r[1] is not None], dtype=np.int64))
-    videos = np.array([r[2] for r in rows if r[1] is not None], dtype=np.int64)
+    hashes = to_unsigned(frame.loc[has, "phash"].to_numpy(dtype=np.int64))
+    videos = frame.loc[has, "video_id"].to_numpy(dtype=np.int64)
+    old_groups = pd.array(frame.loc[has, "phash_group"], dtype="Int64")
     hid = ids[has]
     first = group_hashes(hashes, threshold, keys=videos if within_video else None)
     group_ids = hid[first]  # smallest index in group -> smallest crop id (ids are sorted)
@@ -106,13 +111,15 @@ def group_project(project, threshold: int = DEFAULT_THRESHOLD, within_video: boo
     report = GroupReport(
         threshold=int(threshold),
         within_video=bool(within_video),
-        n_crops=len(rows),
+        n_crops=len(frame),
         n_groups=n_groups,
         n_multi=int((sizes > 1).sum()),
         largest=int(sizes.max()) if len(sizes) else 0,
         unhashed=unhashed,
     )
-    params = [{"cid": int(c), "g": int(g)} for c, g in zip(hid, group_ids, strict=True)]
+    # only rows whose group changes are written: regrouping at the same threshold is nearly free
+    changed = np.asarray(old_groups.isna()) | (np.asarray(old_groups.fillna(-1), dtype=np.int64) != group_ids)
+    params = [{"cid": int(c), "g": int(g)} for c, g in zip(hid[changed], group_ids[changed], strict=True)]
 
     def write(session):
         session.execute(update(CROPS).values(phash_group=None).where(CROPS.c.phash.is_(None)))

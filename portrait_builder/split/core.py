@@ -181,3 +181,49 @@ def format_summary(summary: dict) -> str:
         row = summary[name]
         lines.append(f"{name:<8} {row['images']:>9,} {row['identified_images']:>9,} {row['ids']:>6,}")
     return "\n".join(lines)
+
+
+def split_violations(df: pd.DataFrame, assignment: pd.Series | None = None, limit: int = 20) -> list[str]:
+    """Check the split invariants; returns one line per violation (empty list: all hold).
+
+    ``df`` has ``crop_id, identity, phash_group`` and either a ``subset`` column or ``assignment``
+    (Series crop_id -> subset). Checks: valid subset names; train and test identities disjoint; no
+    query without identity; query identities within gallery identities; every query has a gallery
+    image of its identity outside its pHash group. Used by release verification.
+    """
+    frame = df.set_index("crop_id")
+    if assignment is not None:
+        frame = frame.drop(columns=["subset"], errors="ignore").join(assignment.rename("subset"))
+    problems: list[str] = []
+    bad = frame.loc[~frame["subset"].isin(SUBSETS), "subset"]
+    if len(bad):
+        problems.append(f"{len(bad)} crop(s) with an invalid subset, e.g. crop {bad.index[0]}: {bad.iloc[0]!r}")
+    has_id = frame["identity"].notna()
+    ids = frame.loc[has_id, "identity"].astype("int64")
+    sub = frame.loc[has_id, "subset"]
+    train_ids = set(ids[sub == "train"])
+    test_ids = set(ids[sub.isin(("query", "gallery"))])
+    both = sorted(train_ids & test_ids)
+    if both:
+        problems.append(f"{len(both)} identit(ies) in both train and test, e.g. {both[:5]}")
+    nq = frame.index[~has_id & (frame["subset"] == "query")]
+    if len(nq):
+        problems.append(f"{len(nq)} query crop(s) without identity, e.g. crop {nq[0]}")
+    query_ids = set(ids[sub == "query"])
+    gallery_ids = set(ids[sub == "gallery"])
+    missing = sorted(query_ids - gallery_ids)
+    if missing:
+        problems.append(f"{len(missing)} query identit(ies) absent from the gallery, e.g. {missing[:5]}")
+    groups = pd.Series(_group_key(frame.reset_index()), index=frame.index)
+    gal = frame.loc[has_id & (frame["subset"] == "gallery")]
+    gal_groups: dict[int, set[int]] = {}
+    for cid, ident in gal["identity"].astype("int64").items():
+        gal_groups.setdefault(int(ident), set()).add(int(groups[cid]))
+    lonely = []
+    for cid, ident in frame.loc[has_id & (frame["subset"] == "query"), "identity"].astype("int64").items():
+        if not (gal_groups.get(int(ident), set()) - {int(groups[cid])}):
+            lonely.append(int(cid))
+    if lonely:
+        problems.append(f"{len(lonely)} query crop(s) without a gallery image of their identity outside "
+                        f"their pHash group, e.g. crop {lonely[0]}")
+    return problems[:limit]

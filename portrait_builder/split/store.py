@@ -20,18 +20,35 @@ def split_setting_key(name: str) -> str:
     return f"split:{name}"
 
 
+def read_frame(session, stmt, columns: list[str]) -> pd.DataFrame:
+    """Rows of ``stmt`` as a DataFrame, fetched as plain tuples from the driver's cursor.
+
+    At 10^6 rows, wrapping each row in an ORM/Core Row object and letting pandas probe it cost
+    several times the query itself. The SQL is still SQLAlchemy's, compiled for the session's
+    dialect; its only parameters are literals we produce (a split name), bound as literals.
+    """
+    conn = session.connection()
+    sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    cursor = conn.connection.dbapi_connection.cursor()
+    try:
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    if not rows:
+        return pd.DataFrame({c: pd.Series([], dtype=object) for c in columns})
+    return pd.DataFrame.from_records(rows, columns=columns, coerce_float=False)
+
+
 def crops_for_split(project) -> pd.DataFrame:
     """crop_id, identity (Int64, NA when unknown/unsure/unlabelled), video_id, phash_group (Int64)."""
     with project.session() as s:
-        crops = pd.DataFrame(
-            s.execute(select(Crop.id, Crop.video_id, Crop.phash_group).order_by(Crop.id)).all(),
-            columns=["crop_id", "video_id", "phash_group"],
-        )
-        labels = pd.DataFrame(
-            s.execute(
-                select(CurrentLabel.crop_id, CurrentLabel.value).where(CurrentLabel.attribute == IDENTITY_ATTRIBUTE)
-            ).all(),
-            columns=["crop_id", "value"],
+        crops = read_frame(s, select(Crop.id, Crop.video_id, Crop.phash_group).order_by(Crop.id),
+                           ["crop_id", "video_id", "phash_group"])
+        labels = read_frame(
+            s,
+            select(CurrentLabel.crop_id, CurrentLabel.value).where(CurrentLabel.attribute == IDENTITY_ATTRIBUTE),
+            ["crop_id", "value"],
         )
     return attach_identity(crops, labels)
 

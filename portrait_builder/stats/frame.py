@@ -8,6 +8,7 @@ from sqlalchemy import select
 
 from portrait_builder.dedup.phash import to_unsigned
 from portrait_builder.split.store import attach_identity
+from portrait_builder.split.store import read_frame as _read
 from portrait_builder.store.models import Crop, CurrentLabel, Identity, SplitAssignment, Track
 
 FRAME_COLUMNS = (
@@ -19,8 +20,9 @@ FRAME_COLUMNS = (
 
 def _objects(values, index) -> pd.Series:
     """An object column with None for missing (pandas 3 would infer a string dtype with NaN)."""
-    arr = np.array([None if (v is None or (isinstance(v, float) and v != v) or v is pd.NA) else v for v in values],
-                   dtype=object)
+    arr = np.asarray(values, dtype=object).copy() if not isinstance(values, np.ndarray) or values.dtype != object \
+        else values.copy()
+    arr[pd.isna(arr)] = None
     return pd.Series(arr, index=index, dtype=object)
 
 
@@ -38,40 +40,35 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
     """
     taxonomy = project.taxonomy
     with project.session() as s:
-        crops = pd.DataFrame(
-            s.execute(
-                select(
+        crops = _read(
+            s,
+            select(
                     Crop.id, Crop.path, Crop.video_id, Crop.track_id, Track.tracker_id, Crop.frame_index,
                     Crop.timestamp, Crop.x1, Crop.y1, Crop.x2, Crop.y2, Crop.score, Crop.blur, Crop.phash,
                     Crop.phash_group,
                 )
                 .join(Track, Track.id == Crop.track_id, isouter=True)
-                .order_by(Crop.id)
-            ).all(),
-            columns=[
+                .order_by(Crop.id),
+            [
                 "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
                 "x1", "y1", "x2", "y2", "score", "blur", "phash", "phash_group",
             ],
         )
-        labels = pd.DataFrame(
-            s.execute(
-                select(CurrentLabel.crop_id, CurrentLabel.attribute, CurrentLabel.value).where(
-                    CurrentLabel.value.is_not(None)
-                )
-            ).all(),
-            columns=["crop_id", "attribute", "value"],
+        labels = _read(
+            s,
+            select(CurrentLabel.crop_id, CurrentLabel.attribute, CurrentLabel.value).where(
+                CurrentLabel.value.is_not(None)
+            ),
+            ["crop_id", "attribute", "value"],
         )
-        idents = pd.DataFrame(
-            s.execute(select(Identity.id, Identity.name, Identity.gender)).all(),
-            columns=["identity", "identity_name", "identity_gender"],
-        )
+        idents = _read(s, select(Identity.id, Identity.name, Identity.gender),
+                       ["identity", "identity_name", "identity_gender"])
         assignment = None
         if split is not None:
-            assignment = pd.DataFrame(
-                s.execute(
-                    select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split)
-                ).all(),
-                columns=["crop_id", "subset"],
+            assignment = _read(
+                s,
+                select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split),
+                ["crop_id", "subset"],
             )
     for col in ("video_id", "track_id", "frame_index", "crop_id"):
         crops[col] = crops[col].astype(np.int64) if len(crops) else crops[col].astype(np.int64)
@@ -109,9 +106,15 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
             col = crops["crop_id"].map(wide[attr.name])
             values = col.to_numpy(dtype=object)
             decoded = np.empty(len(values), dtype=object)  # element-wise: lists must not become a 2-D array
-            for i, v in enumerate(values):
-                if isinstance(v, str):
-                    decoded[i] = taxonomy.decode(attr.name, v) if attr.multilabel else v
+            if attr.multilabel:
+                # few distinct stored texts: decode each once, give every row its own list
+                memo = {v: taxonomy.decode(attr.name, v) for v in pd.unique(values) if isinstance(v, str)}
+                for i, v in enumerate(values):
+                    if isinstance(v, str):
+                        decoded[i] = list(memo[v])
+            else:
+                has_value = np.array([isinstance(v, str) for v in values], dtype=bool)
+                decoded[has_value] = values[has_value]
             values = decoded
             crops[attr.name] = pd.Series(values, index=crops.index, dtype=object)
         else:

@@ -140,3 +140,29 @@ def test_bad_configs_are_user_errors():
         SplitConfig(queries_per_identity=0)
     with pytest.raises(ValueError, match="missing phash_group"):
         split_crops(pd.DataFrame({"crop_id": [1], "identity": [1], "video_id": [1]}), SplitConfig())
+
+
+@SETTINGS
+@given(df=crop_tables(), config=configs)
+def test_split_violations_accepts_our_splits(df, config):
+    from portrait_builder.split import split_violations
+
+    assert split_violations(df, split_crops(df, config)) == []
+
+
+def test_split_violations_reports_each_broken_invariant():
+    from portrait_builder.split import split_violations
+
+    df = pd.DataFrame({
+        "crop_id": [1, 2, 3, 4, 5, 6],
+        "identity": pd.array([1, 1, 2, 2, None, 3], dtype="Int64"),
+        "video_id": [1] * 6,
+        "phash_group": pd.array([10, 10, 20, 21, None, 30], dtype="Int64"),
+    })
+    ok = pd.Series(["query", "gallery", "train", "train", "gallery", "train"], index=df["crop_id"])
+    problems = split_violations(df, ok)
+    assert len(problems) == 1 and "outside their pHash group" in problems[0]  # crop 2 is in crop 1's group
+    broken = pd.Series(["query", "train", "gallery", "train", "query", "bogus"], index=df["crop_id"])
+    text = "\n".join(split_violations(df, broken))
+    for needle in ("invalid subset", "both train and test", "without identity", "absent from the gallery"):
+        assert needle in text, needle
