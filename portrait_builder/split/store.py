@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import logging
+import re
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import delete, insert, select
 
+from portrait_builder.errors import UserError
 from portrait_builder.split.core import SplitConfig, split_crops, summarize
 from portrait_builder.store.models import Crop, CurrentLabel, Setting, SplitAssignment
 
 log = logging.getLogger(__name__)
 
 IDENTITY_ATTRIBUTE = "identity"
+SPLIT_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 def split_setting_key(name: str) -> str:
@@ -71,6 +74,8 @@ def split_project(project, config: SplitConfig, name: str = "default") -> dict:
 
     Returns the Table-2-like summary (images, identified images and IDs per subset) plus the config.
     """
+    if not SPLIT_NAME.fullmatch(name or ""):
+        raise UserError(f"invalid split name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     df = crops_for_split(project)
     assignment = split_crops(df, config)
     summary = summarize(df, assignment)

@@ -75,3 +75,12 @@ def test_cli_split_prints_table2(grouped, capsys):
     with pytest.raises(SystemExit) as exc:  # --seed is required: argparse exits 2
         main(["split", str(project.root)])
     assert exc.value.code == 2
+
+
+def test_bad_split_name_is_refused_before_anything_is_written(grouped):
+    from portrait_builder.errors import UserError
+
+    project, _ = grouped
+    with pytest.raises(UserError, match="invalid split name"):
+        split_project(project, SplitConfig(seed=0), name="a b%")
+    assert len(read_split(project, "a b%")) == 0
