@@ -1,0 +1,200 @@
+"""Team scale: queue, status, split + stats and release on a 250,000-crop, 1,000,000-label store.
+
+The store comes from benchmarks/bigstore.py (bulk Core inserts, hard-linked real JPEGs, labels and
+current_labels filled consistently). Measured, each next to a naive baseline in the same process
+where one makes sense:
+
+* queue: ``AnnotationService.next_item()`` p50/p95 over N labelling clicks (each click: next item,
+  then ``set_label``), vs a naive next-item that reads every crop id and every current label of the
+  attribute per click (no leases, no cursor);
+* status: ``Project.status()`` (counts over current_labels) vs the same counts derived from the
+  labels history (newest row per (crop, attribute)), and ``portrait status`` as a subprocess (with the
+  interpreter + import floor, ``portrait --help``, for scale);
+* split + stats: ``split_project`` + ``project_frame`` + ``dataset_stats`` + ``write_stats``;
+* release: ``write_release`` (hard links) vs a bare os.link loop over the same files.
+
+Targets (issue 8): queue p95 <= 20 ms, status <= 1 s, split plus stats <= 30 s. Absolute timings are
+noisy on a shared machine; the load average is printed.
+
+    python benchmarks/scale.py [--crops 250000] [--labels 1000000] [--clicks 300] [--db-url URL] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from sqlalchemy import func, select
+
+from bigstore import BigStoreSpec, build
+from portrait_builder.annotation import AnnotationService, add_annotator
+from portrait_builder.release import ReleaseConfig, load_release, write_release
+from portrait_builder.split import SplitConfig, split_project
+from portrait_builder.stats import dataset_stats, project_frame, write_stats
+from portrait_builder.store import Crop, CurrentLabel, Label, Project
+
+ATTRIBUTE = "age"
+
+
+def naive_next_item(service: AnnotationService):
+    """A first version: read every crop id and every current label of the queue per click."""
+    with service.project.session() as s:
+        all_ids = list(s.scalars(select(Crop.id).order_by(Crop.id)))
+        done = set(s.scalars(select(CurrentLabel.crop_id).where(CurrentLabel.attribute == service.attribute,
+                                                                 CurrentLabel.value.is_not(None))))
+    for c in all_ids:
+        if c not in done:
+            return service.get_item(c)
+    return None
+
+
+def naive_status_counts(project: Project) -> dict[str, int]:
+    """Labelled crops per attribute from the history alone: the newest row of each (crop, attribute)."""
+    newest = (select(func.max(Label.id).label("id")).group_by(Label.crop_id, Label.attribute)).subquery()
+    with project.session() as s:
+        return dict(s.execute(
+            select(Label.attribute, func.count()).join(newest, newest.c.id == Label.id)
+            .where(Label.value.is_not(None)).group_by(Label.attribute)).all())
+
+
+def timed(fn, repeat: int = 1):
+    out, times = None, []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return out, float(np.median(times))
+
+
+def queue(project: Project, clicks: int, naive_clicks: int) -> dict:
+    values = list(project.taxonomy.attribute(ATTRIBUTE).classes)
+    add_annotator(project, "scale_age", "annotator", ATTRIBUTE)
+    service = AnnotationService(project, "scale_age")
+    ours, click = [], []
+    try:
+        for i in range(clicks + 5):
+            t0 = time.perf_counter()
+            item = service.next_item()
+            t1 = time.perf_counter()
+            service.set_label(item.id, ATTRIBUTE, values[i % len(values)])
+            t2 = time.perf_counter()
+            if i >= 5:  # warm-up: the first claim, connection pool, statement caches
+                ours.append(t1 - t0)
+                click.append(t2 - t0)
+        naive = []
+        for i in range(naive_clicks):
+            t0 = time.perf_counter()
+            item = naive_next_item(service)
+            naive.append(time.perf_counter() - t0)
+            service.set_label(item.id, ATTRIBUTE, values[i % len(values)])
+    finally:
+        service.close()
+    return {"ours": np.array(ours) * 1e3, "click": np.array(click) * 1e3, "naive": np.array(naive) * 1e3}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--crops", type=int, default=250_000)
+    ap.add_argument("--labels", type=int, default=1_000_000)
+    ap.add_argument("--clicks", type=int, default=300)
+    ap.add_argument("--naive-clicks", type=int, default=10)
+    ap.add_argument("--db-url", help="PostgreSQL URL of an EMPTY database (default: SQLite in the project)")
+    ap.add_argument("--keep", metavar="DIR", help="build the project here and keep it (default: a temp dir, removed)")
+    args = ap.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="pb-scale-bench-"))
+    root = Path(args.keep) if args.keep else work / "proj"
+    if args.keep and root.exists():
+        shutil.rmtree(root)
+    try:
+        project, info = build(root, BigStoreSpec(crops=args.crops, labels=args.labels), db_url=args.db_url)
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in info.phases.items())
+        print(f"store: {info.crops:,} crops, {info.tracks:,} tracks, {info.identities:,} identities, "
+              f"{info.labels:,} labels ({info.current_labels:,} current) on {project.engine.dialect.name}; "
+              f"generated in {info.seconds:.1f} s ({phases})", flush=True)
+        load = [os.getloadavg()[0]]
+
+        # -- status ------------------------------------------------------------------------------
+        status, t_status = timed(project.status, repeat=5)
+        naive_counts, t_naive_status = timed(lambda: naive_status_counts(project), repeat=1)
+        same = all(status["attributes"][a]["labelled"] == naive_counts.get(a, 0) for a in status["attributes"])
+        cmd = [shutil.which("portrait") or "portrait"]  # the installed console script, as a user runs it
+        _, t_cli = timed(lambda: subprocess.run([*cmd, "status", str(root)], check=True,
+                                                stdout=subprocess.DEVNULL), repeat=3)
+        _, t_floor = timed(lambda: subprocess.run([*cmd, "--help"], check=True, stdout=subprocess.DEVNULL),
+                           repeat=3)
+        load.append(os.getloadavg()[0])
+
+        # -- queue -------------------------------------------------------------------------------
+        q = queue(project, args.clicks, args.naive_clicks)
+        load.append(os.getloadavg()[0])
+
+        # -- split + stats -----------------------------------------------------------------------
+        t0 = time.perf_counter()
+        split = split_project(project, SplitConfig(seed=0))
+        t_split = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        frame = project_frame(project)
+        t_frame = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        stats = dataset_stats(frame, project.taxonomy)
+        write_stats(stats, work / "stats")
+        t_stats = time.perf_counter() - t0
+        t_split_stats = t_split + t_frame + t_stats
+        load.append(os.getloadavg()[0])
+
+        # -- release -----------------------------------------------------------------------------
+        t0 = time.perf_counter()
+        write_release(project, "1.0.0", work / "release", ReleaseConfig(progress=False, link="auto"))
+        t_release = time.perf_counter() - t0
+        files = load_release(work / "release").annotations
+        with project.session() as s:
+            path_of = dict(s.execute(select(Crop.id, Crop.path)).all())
+        ref = work / "ref"
+        for d in ("bounding_box_train", "query", "bounding_box_test"):
+            (ref / d).mkdir(parents=True)
+        t0 = time.perf_counter()
+        for c, f in zip(files["crop_id"].tolist(), files["file"].tolist(), strict=True):
+            os.link(project.crop_root / path_of[c], ref / f)
+        t_ref = time.perf_counter() - t0
+        load.append(os.getloadavg()[0])
+        project.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    p50, p95 = np.percentile(q["ours"], 50), np.percentile(q["ours"], 95)
+    n95 = np.percentile(q["naive"], 95)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{platform.python_version()}; load average (1 min) during the phases: "
+          f"{', '.join(f'{x:.1f}' for x in load)}")
+    print(f"{'measure':<44} {'ours':>10} {'naive':>10} {'ratio':>7}  target")
+    print(f"{'queue next_item p95 (ms, ' + str(len(q['ours'])) + ' clicks)':<44} {p95:>10.1f} {n95:>10.1f} "
+          f"{n95 / p95:>6.0f}x  <= 20 ms: {'met' if p95 <= 20 else 'NOT met'}")
+    print(f"{'queue next_item p50 (ms)':<44} {p50:>10.1f} {np.percentile(q['naive'], 50):>10.1f}")
+    print(f"{'click = next_item + set_label p95 (ms)':<44} {np.percentile(q['click'], 95):>10.1f}")
+    print(f"{'status: Project.status() (s, median of 5)':<44} {t_status:>10.2f} {t_naive_status:>10.2f} "
+          f"{t_naive_status / t_status:>6.0f}x  <= 1 s: {'met' if t_status <= 1 else 'NOT met'}"
+          f"  (counts equal: {same})")
+    print(f"{'status: `portrait status` subprocess (s)':<44} {t_cli:>10.2f} {'':>10} {'':>7}  "
+          f"(`portrait --help`: {t_floor:.2f} s)")
+    print(f"{'split_project (s)':<44} {t_split:>10.1f}")
+    print(f"{'project_frame (s)':<44} {t_frame:>10.1f}")
+    print(f"{'dataset_stats + write_stats (s)':<44} {t_stats:>10.1f}")
+    print(f"{'split plus stats (s)':<44} {t_split_stats:>10.1f} {'':>10} {'':>7}  <= 30 s: "
+          f"{'met' if t_split_stats <= 30 else 'NOT met'}")
+    print(f"{'release, hard links (s) vs bare os.link loop':<44} {t_release:>10.1f} {t_ref:>10.1f} "
+          f"{t_release / t_ref:>6.1f}x  ({len(files):,} crops released)")
+    print(f"split summary: {split['summary']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
