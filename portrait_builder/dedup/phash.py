@@ -195,21 +195,21 @@ def rgb_to_l_exact(rgb: np.ndarray) -> np.ndarray:
     return bgr_to_l_exact(np.ascontiguousarray(rgb[..., ::-1])).astype(np.uint8)
 
 
-_L_WEIGHTS_BGR = np.array([[7471, 38470, 19595]], dtype=np.float32)  # Pillow's rgb2l, BGR order
+# Pillow's rgb2l weights in OpenCV's BGR order, pre-divided by 2**16, plus the +0x8000 rounding term
+# (as +0.5): every term is dyadic, so the float32 sum is exact and floor() gives (... + 0x8000) >> 16.
+_L_MATRIX_BGR = np.array([[7471 / 65536, 38470 / 65536, 19595 / 65536, 0.5]], dtype=np.float32)
 
 
 def bgr_to_l_exact(bgr: np.ndarray) -> np.ndarray:
     """Same as :func:`rgb_to_l_exact` for BGR (OpenCV order) pixels, as float32 integer values.
 
-    The weighted sum is an integer below 2**24 and the scale a power of two, so float32 arithmetic is
-    exact in any evaluation order; ``cv2.transform`` does the weighted sum in one SIMD pass.
+    ``cv2.transform`` does the weighted sum in one SIMD pass over float32 input; the sum is a
+    multiple of 2**-16 below 256, which float32 holds exactly (24 bits) in any evaluation order.
     """
     import cv2
 
     shape = bgr.shape[:-1]
-    s = cv2.transform(bgr.reshape(-1, shape[-1], 3).astype(np.float32), _L_WEIGHTS_BGR)
-    s += 0x8000
-    s *= np.float32(1.0 / 65536)
+    s = cv2.transform(bgr.reshape(-1, shape[-1], 3).astype(np.float32), _L_MATRIX_BGR)
     np.floor(s, out=s)
     return s.reshape(shape)
 

@@ -95,3 +95,15 @@ def test_opencv_decoder_path_is_identical_too(monkeypatch, synthetic_files, tmp_
 
     monkeypatch.setattr(ph, "_simplejpeg", None)
     assert [hash_to_hex(h) for h in phash_files(synthetic_files, workers=1)] == reference(synthetic_files)
+
+
+def test_grey_conversion_is_pillows_for_every_colour():
+    """All 2**24 RGB colours through our float32 grey conversion vs Pillow's own convert('L')."""
+    from portrait_builder.dedup.phash import bgr_to_l_exact
+
+    for part in range(4):
+        v = np.arange(part << 22, (part + 1) << 22, dtype=np.uint32)
+        rgb = np.stack([(v >> 16) & 255, (v >> 8) & 255, v & 255], -1).astype(np.uint8).reshape(2048, 2048, 3)
+        ref = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
+        ours = bgr_to_l_exact(np.ascontiguousarray(rgb[..., ::-1]))
+        assert np.array_equal(ours, ref), part
