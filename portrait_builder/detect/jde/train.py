@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from portrait_builder.detect.jde.letterbox import letterbox
-from portrait_builder.detect.jde.model import STRIDES, JDENet, build_jde_net, read_state_dict, split_head
+from portrait_builder.detect.jde.model import STRIDES, JDENet, build_jde_net, read_state_dict, resolve_arch, split_head
 from portrait_builder.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -269,8 +269,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init_weights: str
     images = read_image_list(data)
     if not images:
         raise UserError(f"{data}: the list of training images is empty")
-    probe = build_jde_net(cfg.size, embedding_dim=cfg.embedding_dim)
-    dataset = JDEDataset(images, probe.arch.width, probe.arch.height, flip=cfg.flip)
+    arch = resolve_arch(cfg.size, cfg.embedding_dim)
+    dataset = JDEDataset(images, arch.width, arch.height, flip=cfg.flip)
     model = build_jde_net(cfg.size, nID=dataset.nID or None, embedding_dim=cfg.embedding_dim).to(device)
     if init_weights:
         _init_from(model, init_weights)
