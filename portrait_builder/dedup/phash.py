@@ -312,6 +312,7 @@ def _small_pil(path: str) -> np.ndarray:
 
 # Images per grey/resize batch: small enough that the float64 temporaries stay in cache.
 _SUB_BATCH = 16
+_MAX_BATCH_PIXELS = 1 << 21
 
 
 def _small_batch(items: list[tuple[int, np.ndarray]], paths: Sequence[str], small: np.ndarray) -> None:
@@ -343,7 +344,8 @@ def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
             continue
         items = pending.setdefault(img.shape, [])
         items.append((i, img))
-        if len(items) >= _SUB_BATCH:
+        # flush by count for crops, by pixels for big frames (float64 temporaries: 8 bytes a pixel)
+        if len(items) >= _SUB_BATCH or len(items) * img.shape[0] * img.shape[1] >= _MAX_BATCH_PIXELS:
             _small_batch(items, paths, small)
             pending[img.shape] = []
     for items in pending.values():
