@@ -406,6 +406,8 @@ def _guess_size(sd: dict) -> str | None:
     so only the architecture can be told apart; the published sizes share one key table)."""
     keys = set(sd)
     for name, label in (("1088x608", "a published Darknet-53 JDE (1088x608, 864x480 or 576x320)"), ("tiny-576x320", "a tiny-WxH variant")):
-        if set(build_jde_net(name).state_dict()) == keys:
+        with torch.device("meta"):  # keys only: no memory, no initialisation
+            candidate = build_jde_net(name)
+        if set(candidate.state_dict()) == keys:
             return label
     return None
