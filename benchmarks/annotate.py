@@ -1,8 +1,9 @@
 """Annotation app latency on a big store: p95 from a click (label committed) to the next crop shown.
 
-Builds a 250,000-crop project (Core bulk inserts; a few hundred distinct real JPEGs hard-linked under
-each crop's own path, since crop paths are unique), pre-labels a random 30 % of the age queue and
-creates 20 characters per movie, then drives the real widgets offscreen:
+Builds a 250,000-crop project with the shared generator benchmarks/bigstore.py (Core bulk inserts; a
+few hundred distinct real JPEGs hard-linked under each crop's own path, since crop paths are unique),
+pre-labels a random 30 % of the age queue and creates 20 characters per movie (exemplars labelled),
+then drives the real widgets offscreen:
 
 * attribute view (age): one value click -> set_label commit -> next leased crop -> its image painted;
 * identity view: one exemplar click -> identity+gender commit -> next crop, its exemplar grid ordered
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import shutil
 import sys
 import tempfile
@@ -31,14 +31,13 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from sqlalchemy import insert, select  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from bigstore import BigStoreSpec  # noqa: E402
+from bigstore import build as build_store  # noqa: E402
+from sqlalchemy import select  # noqa: E402
 
 from portrait_builder.annotation import AnnotationService, add_annotator  # noqa: E402
-from portrait_builder.annotation.sample import color_embedding, mot_tracks, rendered_tracks  # noqa: E402
-from portrait_builder.store import Crop, CurrentLabel, Identity, Label, Project, Track, Video  # noqa: E402
+from portrait_builder.store import Crop, CurrentLabel, Project  # noqa: E402
 
-MOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot" / "MOT17-mini" / "train"
 VIDEOS = 50
 TRACK_LEN = 25
 IDENTITIES_PER_VIDEO = 20
@@ -46,94 +45,17 @@ DISTINCT_IMAGES = 300
 PRELABELLED = 0.3
 
 
-def distinct_images(folder: Path) -> list[tuple[Path, bytes]]:
-    """A few hundred real crops (MOT17 persons when available, else rendered) with their embeddings."""
-    folder.mkdir(parents=True, exist_ok=True)
-    images = []
-    for seq in sorted(MOT.glob("MOT17-*")) if MOT.is_dir() else []:
-        for tr in mot_tracks(seq, max_tracks=100, min_height=80):
-            images += list(tr.images)
-    if len(images) < 20:
-        for tr in rendered_tracks(60, 5, seed=1):
-            images += list(tr.images)
-    out = []
-    for i in range(DISTINCT_IMAGES):
-        img = images[i % len(images)]
-        if i >= len(images):  # more variety than the sources have: mirror
-            img = img.transpose(0)
-        path = folder / f"src{i:04d}.jpg"
-        img.save(path, "JPEG", quality=88)
-        out.append((path, color_embedding(img)))
-    return out
-
-
 def build(root: Path, n_crops: int, seed: int = 0) -> tuple[Project, dict]:
-    t0 = time.perf_counter()
-    project = Project.init(root)
-    sources = distinct_images(root / "sources")
-    rng = random.Random(seed)
-    per_video = n_crops // VIDEOS
-    crops, tracks, videos = [], [], []
-    crop_id = track_id = 0
-    for v in range(1, VIDEOS + 1):
-        videos.append({"id": v, "path": f"movie{v:03d}.mp4", "fingerprint": f"bench{v:03d}", "title": f"movie{v:03d}",
-                       "fps": 25.0, "status": "done", "last_committed_frame": per_video * 5, "created_at": time.time()})
-        for start in range(0, per_video, TRACK_LEN):
-            track_id += 1
-            n = min(TRACK_LEN, per_video - start)
-            tracks.append({"id": track_id, "video_id": v, "tracker_id": track_id, "first_frame": start * 5,
-                           "last_frame": (start + n - 1) * 5, "shot_index": 0})
-            src = rng.randrange(DISTINCT_IMAGES)
-            for k in range(n):
-                crop_id += 1
-                path, emb = sources[(src + k // 5) % DISTINCT_IMAGES]
-                crops.append({"id": crop_id, "video_id": v, "track_id": track_id, "frame_index": (start + k) * 5,
-                              "timestamp": (start + k) / 5.0, "x1": 10.0, "y1": 20.0, "x2": 74.0, "y2": 148.0,
-                              "score": 0.9, "path": f"movie{v:03d}/{crop_id:07d}.jpg", "embedding": emb,
-                              "_src": path})
-    for v in range(1, VIDEOS + 1):
-        (project.crop_root / f"movie{v:03d}").mkdir(parents=True, exist_ok=True)
-    for c in tqdm(crops, desc="hard-linking crops", unit="crop", leave=False):
-        os.link(c.pop("_src"), project.crop_root / c["path"])
-    with project.write() as s:
-        s.execute(insert(Video), videos)
-        s.execute(insert(Track), tracks)
-        for i in tqdm(range(0, len(crops), 50_000), desc="inserting crops", leave=False):
-            s.execute(insert(Crop), crops[i:i + 50_000])
+    """The shared generator (benchmarks/bigstore.py): 20 characters per movie, exemplars labelled, 30 % of age."""
+    spec = BigStoreSpec(crops=n_crops, videos=VIDEOS, track_len=TRACK_LEN, identities_per_video=IDENTITIES_PER_VIDEO,
+                        identified=0.0, coverage={"age": PRELABELLED}, labels=None, distinct_images=DISTINCT_IMAGES,
+                        seed=seed)
+    project, info = build_store(root, spec)
     add_annotator(project, "bench_age", "annotator", "age")
     add_annotator(project, "bench_id", "annotator", "identity")
     add_annotator(project, "seed", "maintainer")
-    with project.write() as s:
-        from portrait_builder.store import Annotator
-
-        seeder = s.scalar(select(Annotator.id).where(Annotator.name == "seed"))
-        # characters: 20 per movie, exemplar = a crop of the movie, gender alternating
-        idents = []
-        for v in range(1, VIDEOS + 1):
-            first = (v - 1) * per_video + 1
-            for k in range(IDENTITIES_PER_VIDEO):
-                idents.append({"id": len(idents) + 1, "video_id": v, "name": f"character {k + 1}",
-                               "gender": ("male", "female")[k % 2], "exemplar_crop_id": first + k * (per_video // IDENTITIES_PER_VIDEO),
-                               "created_by": seeder, "created_at": time.time()})
-        s.execute(insert(Identity), idents)
-        # pre-label 30 % of the age queue at random (history row + current row, as add_label writes them)
-        chosen = sorted(rng.sample(range(1, crop_id + 1), int(PRELABELLED * crop_id)))
-        values = ["child", "teenager", "young_adult", "middle_aged", "elderly"]
-        now = time.time() - 7200
-        labels = [{"id": i + 1, "crop_id": c, "attribute": "age", "value": values[c % 5], "annotator_id": seeder,
-                   "source": "import", "created_at": now} for i, c in enumerate(chosen)]
-        for ident in idents:  # each exemplar crop carries its identity and gender
-            for attr, value in (("identity", str(ident["id"])), ("gender", ident["gender"])):
-                labels.append({"id": len(labels) + 1, "crop_id": ident["exemplar_crop_id"], "attribute": attr,
-                               "value": value, "annotator_id": seeder, "source": "import", "created_at": now})
-        for i in range(0, len(labels), 50_000):
-            s.execute(insert(Label), labels[i:i + 50_000])
-        current = [{"crop_id": r["crop_id"], "attribute": r["attribute"], "value": r["value"], "label_id": r["id"],
-                    "annotator_id": seeder} for r in labels]
-        for i in range(0, len(current), 50_000):
-            s.execute(insert(CurrentLabel), current[i:i + 50_000])
-    return project, {"crops": crop_id, "tracks": track_id, "build_s": time.perf_counter() - t0,
-                     "prelabelled": len(chosen)}
+    prelabelled = project.status()["attributes"]["age"]["labelled"]
+    return project, {"crops": info.crops, "tracks": info.tracks, "build_s": info.seconds, "prelabelled": prelabelled}
 
 
 def naive_next_item(service: AnnotationService):

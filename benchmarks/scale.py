@@ -32,9 +32,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+from bigstore import BigStoreSpec, build
 from sqlalchemy import func, select
 
-from bigstore import BigStoreSpec, build
 from portrait_builder.annotation import AnnotationService, add_annotator
 from portrait_builder.release import ReleaseConfig, load_release, write_release
 from portrait_builder.split import SplitConfig, split_project
@@ -132,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         _, t_floor = timed(lambda: subprocess.run([*cmd, "--help"], check=True, stdout=subprocess.DEVNULL),
                            repeat=3)
         load.append(os.getloadavg()[0])
+        print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
         # -- queue -------------------------------------------------------------------------------
         q = queue(project, args.clicks, args.naive_clicks)
         load.append(os.getloadavg()[0])
+        print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
         # -- split + stats -----------------------------------------------------------------------
         t0 = time.perf_counter()
@@ -150,6 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         t_stats = time.perf_counter() - t0
         t_split_stats = t_split + t_frame + t_stats
         load.append(os.getloadavg()[0])
+        print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
         # -- release -----------------------------------------------------------------------------
         t0 = time.perf_counter()
@@ -166,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             os.link(project.crop_root / path_of[c], ref / f)
         t_ref = time.perf_counter() - t0
         load.append(os.getloadavg()[0])
+        print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
         project.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
