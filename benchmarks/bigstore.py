@@ -314,6 +314,11 @@ def build(root: str | Path, spec: BigStoreSpec = BigStoreSpec(), *, db_url: str 
         _insert(conn, Label, labels, "labels", progress)
         _insert(conn, CurrentLabel, current, "current labels", progress)
         conn.execute(insert(Setting), [{"key": GROUPS_SETTING, "value": {"threshold": 0, "within_video": False}}])
+        if project.engine.dialect.name == "postgresql":
+            # explicit ids do not advance PostgreSQL's sequences: move them past the rows, or the next
+            # ordinary insert (add_annotator, add_label) would collide with a generated id
+            for t in ("annotators", "videos", "tracks", "crops", "identities", "labels"):
+                conn.exec_driver_sql(f"SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT max(id) FROM {t}))")
     with project.engine.begin() as conn:  # fresh planner statistics, as a store in use would have
         conn.exec_driver_sql("ANALYZE")
     phases["insert"] = time.perf_counter() - t0

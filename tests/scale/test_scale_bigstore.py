@@ -101,6 +101,15 @@ def test_bigstore_invariants(store):
             assert im.format == "JPEG" and im.size == (128, 256)
     assert all((project.crop_root / c.path).is_file() for c in crops)
 
+    # the store stays writable the ordinary way (on PostgreSQL the id sequences must be past the rows)
+    from portrait_builder.annotation import add_annotator
+    from portrait_builder.store.labels import add_label
+
+    who = add_annotator(project, "after_generation", "annotator", "age")
+    rec = project.run_write(lambda s: add_label(s, tax, crops[0].id, "age", "elderly", annotator_id=who.id))
+    assert rec.id == info.labels + 1
+    assert project.status()["attributes"]["age"]["labelled"] == expected["age"] + (cur.get((crops[0].id, "age")) is None)
+
 
 def test_bigstore_rejects_too_few_labels(bigstore, tmp_path):
     spec = bigstore.BigStoreSpec(crops=500, labels=10, videos=2, identities_per_video=2, distinct_images=10,
