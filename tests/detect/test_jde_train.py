@@ -284,3 +284,21 @@ def test_trained_tiny_as_ingest_detector_then_export_mot(trained, tmp_path):
     assert main([*args, "--embedding-dim", "8"]) == 2
     assert main([*args, "--embedding-dim", "32"]) == 0
     assert torch.load(tmp_path / "run2" / "last.pt", weights_only=True)["epoch"] == 0
+
+
+def test_resume_continues_from_last_checkpoint(tmp_path):
+    """Two one-epoch runs with --resume equal one run of two epochs in epoch count and optimizer state."""
+    from portrait_builder.detect.jde.train import TrainConfig, train
+
+    frames, gts = synth_frames(7, 8)
+    listfile = write_jde_layout(tmp_path, frames[:4], gts[:4])
+    cfg = TrainConfig(size="tiny-128x96", epochs=1, batch_size=4, lr=1e-3, optimizer="adam", warmup_iters=0,
+                      embedding_dim=8, device="cpu")
+    last = train(listfile, tmp_path / "run", cfg)
+    first = torch.load(last, weights_only=True)
+    assert first["epoch"] == 0
+    last = train(listfile, tmp_path / "run", TrainConfig(**{**cfg.__dict__, "epochs": 2}), resume=True)
+    second = torch.load(last, weights_only=True)
+    assert second["epoch"] == 1
+    assert second["optimizer"]["state"][0]["step"].item() == 2  # one Adam step per epoch (4 images, batch 4)
+    assert not torch.equal(first["model"]["module_list.0.conv_0.weight"], second["model"]["module_list.0.conv_0.weight"])
