@@ -28,6 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "(one video only; with several, VIDEO-STEM is inserted before the suffix)")
     p.add_argument("--config", metavar="YAML", help="ingest settings file (default: the shipped pipelines/ingest.yaml)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--executor", default="local", metavar="NAME",
+                   help="local (default: this process, one video after another) or ray (one Ray task per video; "
+                   "workers write crop files, this process commits their rows)")
+    p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (e.g. ray://head:10001 or auto); "
+                   "default: start a local Ray instance")
+    p.add_argument("--max-retries", type=int, metavar="N", help="ray: retries of a failed video task (default 3)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("doctor", help="check crop files against the store (orphans, missing files)",
@@ -47,7 +53,7 @@ def cmd_ingest(args) -> int:
     from pathlib import Path
 
     from portrait_builder.errors import UserError
-    from portrait_builder.ingest import IngestConfig, ingest_video, load_ingest_yaml
+    from portrait_builder.ingest import IngestConfig, load_ingest_yaml
     from portrait_builder.store import Project
 
     values = load_ingest_yaml(args.config)
@@ -58,19 +64,30 @@ def cmd_ingest(args) -> int:
     from portrait_builder.detect import detector_class
 
     detector_class(base.detector)  # an unknown backend fails before any video is opened
+    from portrait_builder.ingest.executors import VideoRequest, create_executor
+
+    options = {}
+    if args.executor == "ray":
+        options = {k: v for k, v in (("address", args.ray_address), ("max_retries", args.max_retries)) if v is not None}
+    elif args.ray_address is not None or args.max_retries is not None:
+        raise UserError("--ray-address and --max-retries need --executor ray")
+    executor = create_executor(args.executor, **options)
     project = Project.open(args.project)
     for v in args.videos:  # check every input before the first long run
         if not Path(v).is_file():
             raise UserError(f"video not found: {v}")
-    bad = []
+    from dataclasses import replace
+
+    requests = []
     for v in args.videos:
         mot = args.mot_out
         if mot and len(args.videos) > 1:
             m = Path(mot)
             mot = str(m.with_name(f"{m.stem}-{Path(v).stem}{m.suffix}"))
-        from dataclasses import replace
-
-        report = ingest_video(project, v, replace(base, mot_out=mot), progress=not args.no_progress)
+        requests.append(VideoRequest(v, replace(base, mot_out=mot)))
+    bad = []
+    for req, report in executor.run(project, requests, progress=not args.no_progress):
+        v = req.path
         if report.get("skipped"):
             print(f"{v}: already ingested (video {report['video_id']}), nothing to do")
             continue
@@ -79,7 +96,8 @@ def cmd_ingest(args) -> int:
         if report["status"] != "done":
             bad.append(f"{v}: {report['status']}: {report['error']}")
     if bad:
-        print(f"portrait: error: {'; '.join(bad)} (crops before the bad point are kept)", file=sys.stderr)
+        kept = " (crops before the bad point are kept)" if any(": partial: " in b for b in bad) else ""
+        print(f"portrait: error: {'; '.join(bad)}{kept}", file=sys.stderr)
         return 1
     return 0
 

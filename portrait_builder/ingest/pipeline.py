@@ -37,7 +37,7 @@ from portrait_builder.errors import UserError
 from portrait_builder.ingest.config import IngestConfig
 from portrait_builder.ingest.crops import blur_score, encode_jpeg, extract_crop
 from portrait_builder.store import Crop, Project, Track, Video
-from portrait_builder.video import Frame, VideoReader, probe
+from portrait_builder.video import Frame, VideoInfo, VideoReader, probe
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class _TrackInfo:
     first_frame: int
     last_frame: int
     last_crop_step: int | None = None  # processed-frame counter at the last crop
-    db_id: int | None = None
+    stored: bool = False  # handed to the sink in a batch: its row exists (or will, on the driver)
 
 
 class _Failure:
@@ -87,6 +87,17 @@ class _Failure:
         if self.exc is None:
             self.exc = exc
         self.stop.set()
+
+
+def _canonical_order(dets: Detections) -> Detections:
+    """Detections sorted by box (x1, y1, x2, y2, score). OpenCV's HOG collects windows from parallel threads,
+    so its output order varies run to run; new track ids follow detection order, and crop file names carry
+    the track id. Sorting makes a re-run (a retried Ray task) produce the same tracks and file names."""
+    if len(dets) < 2:
+        return dets
+    b = dets.xyxy
+    order = np.lexsort((dets.scores, b[:, 3], b[:, 2], b[:, 1], b[:, 0]))
+    return dets[order]
 
 
 def _put(q: queue.Queue, item, failure: _Failure) -> bool:
@@ -154,13 +165,90 @@ def remove_uncommitted_files(project: Project, video_id: int) -> int:
     return removed
 
 
-class _Writer:
-    """Crop extraction, JPEG files and store commits: one batch of processed frames per transaction."""
+@dataclass
+class CommitBatch:
+    """One batch of processed frames as plain rows (no ORM; picklable, so a Ray worker can return it).
 
-    def __init__(self, project: Project, video_id: int, config: IngestConfig, stats: _Stats, tracks: dict[int, _TrackInfo], resume_state: dict):
-        self.project, self.video_id, self.config, self.stats, self.tracks = project, video_id, config, stats, tracks
+    tracks: ``{"tracker_id", "first_frame", "last_frame", "shot_index"}`` for every track that got a crop
+    in this batch or was stored before and is still alive. crops: ``{"tracker_id", "frame_index",
+    "timestamp", "x1", "y1", "x2", "y2", "score", "blur", "path", "embedding"}`` (embedding: float16 bytes).
+    last_frame: the last processed source frame of the batch; state: the resume state after it.
+    """
+
+    last_frame: int
+    state: dict
+    tracks: list[dict] = field(default_factory=list)
+    crops: list[dict] = field(default_factory=list)
+
+
+def commit_batch(project: Project, video_id: int, batch: CommitBatch) -> int:
+    """Commit one batch in ONE transaction: tracks upserted by (video, tracker id), crops inserted only
+    where (video, frame, track) is absent, ``videos.last_committed_frame`` and the resume state advanced.
+
+    Idempotent: committing the same batch twice changes nothing the second time (a retried Ray task, a
+    driver re-committing a result). Returns the number of crops inserted.
+    """
+    tracker_ids = [t["tracker_id"] for t in batch.tracks]
+
+    def fn(s) -> int:
+        stored = {
+            tid: (dbid, first, last)
+            for dbid, tid, first, last in s.execute(
+                select(Track.id, Track.tracker_id, Track.first_frame, Track.last_frame).where(
+                    Track.video_id == video_id, Track.tracker_id.in_(tracker_ids)
+                )
+            )
+        } if tracker_ids else {}
+        track_db: dict[int, int] = {}
+        for t in batch.tracks:
+            got = stored.get(t["tracker_id"])
+            if got is None:
+                tr = Track(video_id=video_id, tracker_id=t["tracker_id"], first_frame=t["first_frame"],
+                           last_frame=t["last_frame"], shot_index=t["shot_index"])
+                s.add(tr)
+                s.flush()
+                track_db[t["tracker_id"]] = tr.id
+            else:
+                track_db[t["tracker_id"]] = got[0]
+                if t["last_frame"] > got[2] or t["first_frame"] < got[1]:
+                    tr = s.get(Track, got[0])
+                    tr.first_frame, tr.last_frame = min(got[1], t["first_frame"]), max(got[2], t["last_frame"])
+        present: set[tuple[int, int]] = set()
+        if batch.crops:
+            frames = [c["frame_index"] for c in batch.crops]
+            present = {
+                (f, tr)
+                for f, tr in s.execute(
+                    select(Crop.frame_index, Crop.track_id).where(
+                        Crop.video_id == video_id, Crop.frame_index >= min(frames), Crop.frame_index <= max(frames)
+                    )
+                )
+            }
+        new = [c for c in batch.crops if (c["frame_index"], track_db[c["tracker_id"]]) not in present]
+        s.add_all(
+            Crop(video_id=video_id, track_id=track_db[c["tracker_id"]], frame_index=c["frame_index"],
+                 timestamp=c["timestamp"], x1=c["x1"], y1=c["y1"], x2=c["x2"], y2=c["y2"], score=c["score"],
+                 blur=c["blur"], path=c["path"], embedding=c["embedding"])
+            for c in new
+        )
+        v = s.get(Video, video_id)
+        v.last_committed_frame = max(v.last_committed_frame, batch.last_frame)
+        params = dict(v.params or {})
+        params["resume"] = dict(batch.state)
+        v.params = params
+        return len(new)
+
+    return project.run_write(fn)
+
+
+class _Writer:
+    """Crop extraction and JPEG files for ``commit_every`` processed frames at a time; each finished batch
+    of rows goes to ``sink`` (the store commit locally, a list on a Ray worker)."""
+
+    def __init__(self, crop_root: Path, video_id: int, config: IngestConfig, stats: _Stats, sink, resume_state: dict):
+        self.crop_root, self.video_id, self.config, self.stats, self.sink = crop_root, video_id, config, stats, sink
         self.state = resume_state  # carried in videos.params["resume"]: next_track_id, shot_index
-        self.folder = project.crop_root / f"v{video_id:05d}"
+        self.folder = crop_root / f"v{video_id:05d}"
         self.folder.mkdir(parents=True, exist_ok=True)
         self.pending: list[tuple[Frame, list[tuple[_TrackInfo, np.ndarray, float, np.ndarray]]]] = []
         self.pending_frames = 0
@@ -187,62 +275,71 @@ class _Writer:
             for info, box, score, emb in crops:
                 crop = extract_crop(frame.image, box)
                 rel = crop_relpath(self.video_id, frame.index, info.tracker_id)
-                target = self.project.crop_root / rel
+                target = self.crop_root / rel
                 tmp = target.with_name(target.name + ".tmp")
                 tmp.write_bytes(encode_jpeg(crop, self.config.jpeg_quality))
                 tmp.replace(target)  # atomic: a file under its final name is always complete
-                rows.append((info, frame, box, score, blur_score(crop), emb, rel))
+                rows.append({
+                    "tracker_id": info.tracker_id, "frame_index": int(frame.index), "timestamp": float(frame.timestamp),
+                    "x1": float(box[0]), "y1": float(box[1]), "x2": float(box[2]), "y2": float(box[3]),
+                    "score": float(score), "blur": blur_score(crop), "path": rel,
+                    "embedding": np.asarray(emb, "<f2").tobytes(),
+                })
         t1 = time.perf_counter()
-        touched, last_frame, state = list(self.touched.values()), self.last_frame, dict(self.state)
-
-        def commit(s):
-            for info in touched:
-                if info.db_id is None:
-                    tr = Track(video_id=self.video_id, tracker_id=info.tracker_id, first_frame=info.first_frame,
-                               last_frame=info.last_frame, shot_index=info.shot_index)
-                    s.add(tr)
-                    s.flush()
-                    info.db_id = tr.id
-                else:
-                    tr = s.get(Track, info.db_id)
-                    tr.last_frame = info.last_frame
-            s.add_all(
-                Crop(video_id=self.video_id, track_id=info.db_id, frame_index=frame.index, timestamp=float(frame.timestamp),
-                     x1=float(box[0]), y1=float(box[1]), x2=float(box[2]), y2=float(box[3]), score=float(score),
-                     blur=blur, path=rel, embedding=np.asarray(emb, "<f2").tobytes())
-                for info, frame, box, score, blur, emb, rel in rows
-            )
-            v = s.get(Video, self.video_id)
-            v.last_committed_frame = last_frame
-            params = dict(v.params or {})
-            params["resume"] = state
-            v.params = params
-
-        new_ids = [t for t in touched if t.db_id is None]
-        try:
-            self.project.run_write(commit)
-        except BaseException:
-            for t in new_ids:  # the transaction rolled back: those rows do not exist
-                t.db_id = None
-            raise
+        touched = list(self.touched.values())
+        batch = CommitBatch(
+            last_frame=self.last_frame,
+            state=dict(self.state),
+            tracks=[{"tracker_id": t.tracker_id, "first_frame": t.first_frame, "last_frame": t.last_frame,
+                     "shot_index": t.shot_index} for t in touched],
+            crops=rows,
+        )
+        self.sink(batch)
+        for t in touched:  # its row exists now (or will, on the driver): keep its last_frame current
+            t.stored = True
         self.stats.crops += len(rows)
         self.stats.seconds["write"] += t1 - t0
         self.stats.seconds["commit"] += time.perf_counter() - t1
         self.pending, self.pending_frames, self.touched = [], 0, {}
 
 
-def ingest_video(project: Project, path: str | Path, config: IngestConfig | None = None, progress: bool = True, *, detector=None) -> dict:
-    """Ingest one video into ``project``; returns the per-video report (also stored in ``videos.report``
-    and written to ``PROJECT/reports/<video id>_<stem>.json``).
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything needed to produce one video's crop files and rows, with no store access (picklable).
 
-    Missing files and non-videos raise :class:`UserError` before anything is stored. A truncated or
-    corrupt stream keeps every crop before the bad point and returns ``status == "partial"`` with the
-    reason in ``error``. A video already ``done`` (same content fingerprint) is not ingested again:
-    the report has ``skipped: True``. ``detector``: a ready detector instance (else built from config).
+    ``start``: first source frame to process (the resume point); ``shot_index`` / ``next_track_id``: where
+    a resumed run continues numbering. ``crop_root``: absolute folder the crop files go under.
     """
-    from portrait_builder.track import JDETracker, ShotCutDetector, TrackerConfig
 
-    config = config or IngestConfig()
+    video_id: int
+    path: str
+    crop_root: str
+    config: IngestConfig
+    start: int = 0
+    shot_index: int = 0
+    next_track_id: int = 1
+
+
+@dataclass
+class PreparedVideo:
+    """A registered video ready to produce (driver side): the job plus what its report needs."""
+
+    job: VideoJob
+    info: VideoInfo
+    fingerprint: str
+    prior_report: dict
+    detector_name: str
+    detector_fingerprint: str
+    t_start: float
+
+
+def prepare_video(project: Project, path: str | Path, config: IngestConfig, detector) -> PreparedVideo | dict:
+    """Probe, fingerprint and register ``path``, delete files of its uncommitted batches and compute the
+    resume point. Returns the ``skipped`` report instead when the video is already ``done``.
+
+    ``detector``: a detector instance, or a zero-argument callable building one (called only when the
+    video needs work). Missing files and non-videos raise :class:`UserError` before anything is stored.
+    """
     path = Path(path)
     info = probe(path)  # missing file / not a video -> UserError, nothing stored
     if not info.fps or info.fps <= 0:
@@ -254,14 +351,12 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
         if existing is not None and existing.status == "done":
             log.info("%s is already ingested (video %d)", path, existing.id)
             return {**(existing.report or {}), "video_id": existing.id, "status": "done", "skipped": True, "path": str(path)}
-    if detector is None:
-        detector = create_detector(config.detector, weights=config.weights, device=config.device, **config.detector_options)
-    tracker_cfg = TrackerConfig(**config.tracker) if config.tracker else TrackerConfig()
+    if callable(detector) and not hasattr(detector, "detect"):
+        detector = detector()
     video_id, _, last_committed = _register_video(project, path, fingerprint, info, config, detector)
     removed = remove_uncommitted_files(project, video_id)
     if removed:
         log.info("removed %d uncommitted crop files of video %d", removed, video_id)
-
     with project.session() as s:
         v = s.get(Video, video_id)
         resume = dict((v.params or {}).get("resume") or {})
@@ -269,13 +364,36 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
         max_shot = s.scalar(select(func.max(Track.shot_index)).where(Track.video_id == video_id))
         prior_report = v.report or {}
     start = last_committed + 1
-    resumed = start > 0
-    shot_index = (max(resume.get("shot_index", 0), max_shot or 0) + 1) if resumed else 0
+    shot_index = (max(resume.get("shot_index", 0), max_shot or 0) + 1) if start > 0 else 0
     next_id = max(int(resume.get("next_track_id", 1)), max_tid + 1)
+    job = VideoJob(video_id=video_id, path=str(path), crop_root=str(project.crop_root.resolve()), config=config,
+                   start=start, shot_index=shot_index, next_track_id=next_id)
+    return PreparedVideo(job, info, fingerprint, prior_report, detector.name, detector.fingerprint, t_start)
+
+
+def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None = None, progress: bool = False) -> dict:
+    """Decode, detect, track and write the crop files of ``job``; every ``commit_every`` processed frames
+    hand one :class:`CommitBatch` to ``sink``. Never touches the store (a Ray worker runs this).
+
+    Returns the production counters: frames_decoded, frames_processed, detections, tracked_boxes, tracks,
+    crops, shots, seconds per stage, error (a truncated/corrupt stream: the frames before it are
+    produced) and the detector's name and fingerprint. Re-raises whatever stopped a stage, after every
+    thread has stopped.
+    """
+    from portrait_builder.track import JDETracker, ShotCutDetector, TrackerConfig
+
+    config = job.config
+    path = Path(job.path)
+    if info is None:
+        info = probe(path)
+    if detector is None:
+        detector = create_detector(config.detector, weights=config.weights, device=config.device, **config.detector_options)
+    tracker_cfg = TrackerConfig(**config.tracker) if config.tracker else TrackerConfig()
+    start, shot_index, next_id = job.start, job.shot_index, job.next_track_id
 
     stats = _Stats()
     tracks: dict[int, _TrackInfo] = {}
-    writer = _Writer(project, video_id, config, stats, tracks, {"shot_index": shot_index, "next_track_id": next_id})
+    writer = _Writer(Path(job.crop_root), job.video_id, config, stats, sink, {"shot_index": shot_index, "next_track_id": next_id})
     failure = _Failure()
     q_frames: queue.Queue = queue.Queue(maxsize=config.queue_size)
     q_dets: queue.Queue = queue.Queue(maxsize=config.queue_size)
@@ -295,7 +413,7 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
             failure.set(exc)
         finally:
             reader.close()
-            q_frames.put(_END)
+            _put(q_frames, _END, failure)  # a blocking put could wait forever on a full queue after a failure
 
     def detect():
         try:
@@ -318,7 +436,7 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
         except BaseException as exc:
             failure.set(exc)
         finally:
-            q_dets.put(_END)
+            _put(q_dets, _END, failure)
 
     def write():
         try:
@@ -358,7 +476,7 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
             if shots is not None and shots.is_cut(frame.image):
                 tracker.reset()
                 shot_index += 1
-            tracked: Detections = tracker.update(dets)
+            tracked: Detections = tracker.update(_canonical_order(dets))
             crops, touched = [], []
             for k in range(len(tracked)):
                 tid = int(tracked.track_ids[k])
@@ -373,7 +491,7 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
                     crops.append((info_t, box.copy(), score, tracked.embeddings[k].copy()))
                     info_t.last_crop_step = step
                     touched.append(info_t)
-                elif info_t.db_id is not None:
+                elif info_t.stored:
                     touched.append(info_t)  # keep last_frame of a stored track current
             # Tracks that never got a crop are not stored: a track row always has crops.
             if mot_file is not None:
@@ -395,7 +513,7 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
     except BaseException as exc:
         failure.set(exc)
     finally:
-        q_write.put(_END)
+        _put(q_write, _END, failure)
         for t in threads:
             t.join()
         if bar is not None:
@@ -404,23 +522,8 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
         if mot_file is not None:
             mot_file.close()
     if failure.exc is not None:
-        if isinstance(failure.exc, KeyboardInterrupt):
-            raise failure.exc
-        _mark(project, video_id, "failed", f"{type(failure.exc).__name__}: {failure.exc}", None)
-        if isinstance(failure.exc, UserError):
-            raise failure.exc
         raise failure.exc
-
-    status = "partial" if reader.error else "done"
-    wall = time.perf_counter() - t_start
-    prev = prior_report.get("cumulative") or {}
-    report = {
-        "video_id": video_id,
-        "path": str(path.resolve()),
-        "fingerprint": fingerprint,
-        "status": status,
-        "error": reader.error,
-        "resumed_from_frame": start if resumed else None,
+    return {
         "frames_decoded": (reader.last_index + 1 - start) if reader.last_index >= 0 else 0,
         "frames_processed": stats.frames,
         "detections": stats.detections,
@@ -428,18 +531,72 @@ def ingest_video(project: Project, path: str | Path, config: IngestConfig | None
         "tracks": n_tracks,
         "crops": stats.crops,
         "shots": shot_index + 1,
-        "seconds": {**{k: round(v, 3) for k, v in stats.seconds.items()}, "wall": round(wall, 3)},
-        "fps_end_to_end": round(stats.frames / wall, 2) if wall > 0 else None,
+        "seconds": dict(stats.seconds),
+        "error": reader.error,
         "detector": {"name": detector.name, "fingerprint": detector.fingerprint},
+    }
+
+
+def finish_video(project: Project, prepared: PreparedVideo, produced: dict) -> dict:
+    """Build the per-video report from the production counters, mark the video done or partial and write
+    ``PROJECT/reports/<id>_<stem>.json``."""
+    job, info, config = prepared.job, prepared.info, prepared.job.config
+    status = "partial" if produced["error"] else "done"
+    wall = time.perf_counter() - prepared.t_start
+    prev = prepared.prior_report.get("cumulative") or {}
+    report = {
+        "video_id": job.video_id,
+        "path": str(Path(job.path).resolve()),
+        "fingerprint": prepared.fingerprint,
+        "status": status,
+        "error": produced["error"],
+        "resumed_from_frame": job.start if job.start > 0 else None,
+        **{k: produced[k] for k in ("frames_decoded", "frames_processed", "detections", "tracked_boxes", "tracks", "crops", "shots")},
+        "seconds": {**{k: round(v, 3) for k, v in produced["seconds"].items()}, "wall": round(wall, 3)},
+        "fps_end_to_end": round(produced["frames_processed"] / wall, 2) if wall > 0 else None,
+        "detector": {"name": prepared.detector_name, "fingerprint": prepared.detector_fingerprint},
         "video": {"width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count},
         "config": config.to_dict(),
     }
     report["cumulative"] = {
         k: int(prev.get(k, 0)) + int(report[k]) for k in ("frames_processed", "detections", "tracks", "crops")
     }
-    _mark(project, video_id, status, reader.error, report)
-    _write_report(project, video_id, path, report)
+    _mark(project, job.video_id, status, produced["error"], report)
+    _write_report(project, job.video_id, Path(job.path), report)
     return report
+
+
+def ingest_video(project: Project, path: str | Path, config: IngestConfig | None = None, progress: bool = True, *, detector=None) -> dict:
+    """Ingest one video into ``project``; returns the per-video report (also stored in ``videos.report``
+    and written to ``PROJECT/reports/<video id>_<stem>.json``).
+
+    Missing files and non-videos raise :class:`UserError` before anything is stored. A truncated or
+    corrupt stream keeps every crop before the bad point and returns ``status == "partial"`` with the
+    reason in ``error``. A video already ``done`` (same content fingerprint) is not ingested again:
+    the report has ``skipped: True``. ``detector``: a ready detector instance (else built from config).
+    """
+    config = config or IngestConfig()
+    built: list = [detector] if detector is not None else []
+
+    def build():
+        if not built:
+            built.append(create_detector(config.detector, weights=config.weights, device=config.device, **config.detector_options))
+        return built[0]
+
+    prepared = prepare_video(project, path, config, build)
+    if isinstance(prepared, dict):
+        return prepared
+    video_id = prepared.job.video_id
+    try:
+        produced = produce_video(prepared.job, lambda batch: commit_batch(project, video_id, batch),
+                                 detector=built[0], info=prepared.info, progress=progress)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:
+        _mark(project, video_id, "failed", f"{type(exc).__name__}: {exc}", None)
+        raise
+    return finish_video(project, prepared, produced)
+
 
 
 def _open_mot(path: str, start: int):
