@@ -13,6 +13,11 @@ rows; the next run deletes every file of the video that no row names (and every 
 resumes after ``last_committed_frame``. So: no duplicate rows (resume starts after the committed frame),
 no orphan files, no missing crops.
 
+Produce and sink are separate: ``produce_video(job, sink)`` decodes, detects, tracks and writes crop files
+(deterministic names) and hands each batch of plain rows (:class:`CommitBatch`) to ``sink``; it never
+opens the store. ``ingest_video`` passes ``commit_batch`` as the sink; the Ray executor
+(``executors.py``) collects the batches on a worker and commits them on the driver with the same function.
+
 Tracker state is not persisted: a resumed run starts new tracks at the resume frame, with ids after
 the largest id stored (``JDETracker(first_id=...)``), in a new shot index. A person visible across the
 resume point therefore gets two tracks; ids never collide.
