@@ -133,7 +133,9 @@ def write_stats(stats: dict, out_dir: str | Path) -> list[Path]:
             lts_v = "-" if e["lts"] is None else f"{e['lts']:.3f}"
             ax.set_title(f"{subset}: n={e['samples']:,}, LTS={lts_v}", fontsize=9)
         fig.suptitle(task)
-        fig.tight_layout()
+        # Fixed margins instead of tight_layout: tight_layout draws the figure once more just to
+        # measure it, which doubled the cost of every release (8 charts).
+        fig.subplots_adjust(left=0.05, right=0.99, bottom=0.3, top=0.82, wspace=0.25)
         path = out / f"{task}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
