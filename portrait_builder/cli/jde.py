@@ -33,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from RUN/last.pt")
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
     p.add_argument("--no-flip", action="store_true", help="disable the random horizontal flip")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (1 is fastest on a busy shared machine)")
     p.set_defaults(func=cmd_train_detector)
 
     p = sub.add_parser(
@@ -66,6 +67,10 @@ def cmd_train_detector(args) -> int:
         warmup_iters=args.warmup, embedding_dim=args.embedding_dim, device=args.device, workers=args.workers,
         flip=not args.no_flip,
     )
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     path = train(args.data, args.out, cfg, init_weights=args.weights, resume=args.resume)
     print(f"wrote {path} (size {size}); detect with: --detector jde --weights {path}")
     return 0

@@ -300,5 +300,8 @@ def test_resume_continues_from_last_checkpoint(tmp_path):
     last = train(listfile, tmp_path / "run", TrainConfig(**{**cfg.__dict__, "epochs": 2}), resume=True)
     second = torch.load(last, weights_only=True)
     assert second["epoch"] == 1
+    import json
+
+    assert [h["epoch"] for h in json.loads((tmp_path / "run" / "history.json").read_text())] == [0, 1]
     assert second["optimizer"]["state"][0]["step"].item() == 2  # one Adam step per epoch (4 images, batch 4)
     assert not torch.equal(first["model"]["module_list.0.conv_0.weight"], second["model"]["module_list.0.conv_0.weight"])

@@ -293,6 +293,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init_weights: str
     )
     it = start_epoch * len(loader)
     history = []
+    if start_epoch and (out / "history.json").is_file():
+        history = [h for h in json.loads((out / "history.json").read_text()) if h["epoch"] < start_epoch]
     for epoch in range(start_epoch, cfg.epochs):
         model.train()
         bar = tqdm(loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, disable=None)
