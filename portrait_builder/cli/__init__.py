@@ -17,9 +17,14 @@ import sys
 from portrait_builder import __version__
 from portrait_builder.errors import UserError
 
+# The order `portrait --help` lists command groups in: the flow of the work. Modules not named here follow.
+HELP_ORDER = ["project", "ingest", "jde", "annotate", "dataset", "release", "labels", "baseline", "demo"]
+
 
 def command_modules() -> list[str]:
-    return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_"))
+    names = [m.name for m in pkgutil.iter_modules(__path__) if not m.name.startswith("_")]
+    rank = {name: i for i, name in enumerate(HELP_ORDER)}
+    return sorted(names, key=lambda n: (rank.get(n, len(rank)), n))
 
 
 def build_parser() -> argparse.ArgumentParser:

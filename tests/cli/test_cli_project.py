@@ -32,17 +32,30 @@ def test_init_status_json(tmp_path):
     assert code == 0 and "store at" in out
 
 
+def _commands(parser, prefix=()):
+    """Every command path, nested ones included (``release verify``, ``annotators add``...)."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield (*prefix, name)
+                yield from _commands(sub, (*prefix, name))
+
+
 def test_help_on_every_subcommand(capsys):
     from portrait_builder.cli import build_parser
 
-    parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices
-    assert {"init", "upgrade", "status"} <= set(commands)
-    for name in commands:
+    paths = list(_commands(build_parser()))
+    names = {p[0] for p in paths}
+    assert {"init", "upgrade", "status", "ingest", "annotate", "release", "train", "evaluate", "demo"} <= names
+    assert ("labels", "import") in paths and ("annotators", "add") in paths
+    for path in paths:
         with pytest.raises(SystemExit) as exit_info:
-            main([name, "--help"])
+            main([*path, "--help"])
         assert exit_info.value.code == 0
-        assert "usage: portrait " + name in capsys.readouterr().out
+        out = capsys.readouterr().out
+        assert out.startswith("usage: portrait " + " ".join(path)), (path, out[:200])
 
 
 def _one_line_error(code, out, err, needle):
