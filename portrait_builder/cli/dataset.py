@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_hash)
 
-    from portrait_builder.dedup.groups import DEFAULT_THRESHOLD
+    from portrait_builder.defaults import PHASH_THRESHOLD as DEFAULT_THRESHOLD
 
     p = sub.add_parser(
         "groups", help="group near-duplicate crops by pHash Hamming distance",
@@ -30,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--within-video", action="store_true", help="only group crops of the same video")
     p.set_defaults(func=cmd_groups)
 
-    from portrait_builder.split.core import BY, DEFAULT_QUERIES_PER_IDENTITY, DEFAULT_TEST_FRACTION
+    from portrait_builder.defaults import SPLIT_BY as BY
+    from portrait_builder.defaults import SPLIT_QUERIES_PER_IDENTITY as DEFAULT_QUERIES_PER_IDENTITY
+    from portrait_builder.defaults import SPLIT_TEST_FRACTION as DEFAULT_TEST_FRACTION
 
     p = sub.add_parser(
         "split", help="identity-disjoint train / query / gallery split",

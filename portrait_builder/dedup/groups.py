@@ -20,14 +20,11 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
+from portrait_builder.defaults import PHASH_THRESHOLD
+
 log = logging.getLogger(__name__)
 
-# Default grouping threshold, in bits out of 64. On the MOT17 ground-truth crops in ../shared/data
-# (resized to 256x128 like ingest's crops) 76% of same-person consecutive-frame pairs are within 8
-# bits, and none of 71,547 different-person pairs is closer than 12: 8 keeps a 4-bit margin. pHash
-# sets exactly 32 of 64 bits for almost every image (median split), so unrelated images sit near 32
-# (sd ~4) and a random pair is within 8 bits with probability ~3e-10. See docs/dataset.md.
-DEFAULT_THRESHOLD = 8
+DEFAULT_THRESHOLD = PHASH_THRESHOLD  # why 8: see portrait_builder/defaults.py
 
 _M1 = np.uint64(0x5555555555555555)
 _M2 = np.uint64(0x3333333333333333)

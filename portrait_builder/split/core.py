@@ -24,15 +24,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from portrait_builder.defaults import SPLIT_BY, SPLIT_QUERIES_PER_IDENTITY, SPLIT_SUBSETS, SPLIT_TEST_FRACTION
 from portrait_builder.errors import UserError
 
-SUBSETS = ("train", "query", "gallery")
-BY = ("identity", "movie")
-
-# The paper: 426 test identities of 1,066 (640 train + 426 test).
-DEFAULT_TEST_FRACTION = 426 / 1066
-# The paper: 12,361 queries over 404 identities, ~30 per identity.
-DEFAULT_QUERIES_PER_IDENTITY = 30
+SUBSETS = SPLIT_SUBSETS
+BY = SPLIT_BY
+DEFAULT_TEST_FRACTION = SPLIT_TEST_FRACTION  # the paper's 426 test identities of 1,066
+DEFAULT_QUERIES_PER_IDENTITY = SPLIT_QUERIES_PER_IDENTITY  # the paper's ~30 queries per identity
 
 
 @dataclass(frozen=True)
