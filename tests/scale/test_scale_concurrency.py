@@ -73,3 +73,53 @@ def test_eight_processes_write_500_labels_each(project):
             assert current[key].label_id == label_id
             assert current[key].value == s.get(Label, label_id).value
     json.dumps(project.status())  # status still reads a consistent store
+
+
+ANNOTATOR = textwrap.dedent(
+    """
+    import json, sys
+    from portrait_builder.annotation import AnnotationService
+    from portrait_builder.store import Project
+    root, name = sys.argv[1], sys.argv[2]
+    project = Project.open(root)
+    seen = []
+    with AnnotationService(project, name, batch=4) as svc:
+        while (item := svc.next_item()) is not None:
+            seen.append(item.id)
+            svc.set_label(item.id, "age", "elderly")
+    print(json.dumps(seen))
+    """
+)
+
+
+@pytest.mark.slow
+def test_eight_annotators_leasing_one_queue_never_share_a_crop(project):
+    """8 annotator processes drain one attribute queue: every crop is served to exactly one of them."""
+    from portrait_builder.annotation import add_annotator
+
+    n_crops = 240
+    with project.write() as s:
+        video = Video(path="/q.mp4", fingerprint="d" * 64, title="q")
+        s.add(video)
+        s.flush()
+        track = Track(video_id=video.id, tracker_id=1, first_frame=0, last_frame=n_crops)
+        s.add(track)
+        s.flush()
+        s.add_all(Crop(video_id=video.id, track_id=track.id, frame_index=i, x1=0, y1=0, x2=10, y2=20, path=f"q{i}.jpg")
+                  for i in range(n_crops))
+    names = [f"ann{w}" for w in range(WORKERS)]
+    for name in names:
+        add_annotator(project, name, role="annotator", attribute="age")
+    procs = [subprocess.Popen([sys.executable, "-c", ANNOTATOR, str(project.root), name],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for name in names]
+    served = []
+    for p in procs:
+        out, err = p.communicate(timeout=600)
+        assert p.returncode == 0, err[-2000:]
+        served.append(json.loads(out))
+    all_served = [c for s in served for c in s]
+    assert len(all_served) == len(set(all_served)) == n_crops  # no crop served twice, none left over
+    assert sum(1 for s in served if s) >= 2  # the queue really was shared
+    with project.session() as s:
+        assert s.scalar(select(func.count()).select_from(Label)) == n_crops
+        assert s.scalar(select(func.count()).select_from(CurrentLabel).where(CurrentLabel.value == "elderly")) == n_crops
