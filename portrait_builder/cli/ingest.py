@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector", help="detector backend: hog (default, no weights), onnx, jde")
     p.add_argument("--weights", metavar="PATH", help="detector weights (onnx model, jde checkpoint)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="backend option, repeatable (e.g. size=576x320 for a published JDE checkpoint, "
+                   "upscale=2 for hog); values are read as YAML scalars")
     p.add_argument("--track-stride", type=int, metavar="S", help="detect and track every S-th frame")
     p.add_argument("--crop-every", type=int, metavar="N", help="one crop per track every N processed frames")
     p.add_argument("--min-height", type=float, metavar="PX", help="no crops of boxes shorter than this")
@@ -60,6 +63,8 @@ def cmd_ingest(args) -> int:
     for attr, key in _FLAGS.items():
         if getattr(args, attr) is not None:
             values[key] = getattr(args, attr)
+    if args.detector_option:
+        values["detector_options"] = {**(values.get("detector_options") or {}), **_parse_options(args.detector_option)}
     base = IngestConfig.from_mapping(values)
     from portrait_builder.detect import detector_class
 
@@ -100,6 +105,20 @@ def cmd_ingest(args) -> int:
         print(f"portrait: error: {'; '.join(bad)}{kept}", file=sys.stderr)
         return 1
     return 0
+
+
+def _parse_options(items: list[str]) -> dict:
+    import yaml
+
+    from portrait_builder.errors import UserError
+
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise UserError(f"--detector-option wants KEY=VALUE, got {item!r}")
+        options[key] = yaml.safe_load(text) if text else ""
+    return options
 
 
 def cmd_doctor(args) -> int:

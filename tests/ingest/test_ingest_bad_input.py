@@ -29,6 +29,21 @@ def test_missing_file_and_not_a_video(tmp_path):
     assert res.returncode == 2 and "valid detectors" in res.stderr
 
 
+def test_detector_options_from_the_command_line(tmp_path):
+    clip = tmp_path / "clip.mp4"
+    render_video(clip, SynthConfig(num_frames=12, shot_starts=(), seed=0))
+    project = Project.init(tmp_path / "p")
+    res = _run("ingest", str(project.root), str(clip), "--detector-option", "no_such_option=3", "--no-progress")
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no_such_option" in res.stderr
+    res = _run("ingest", str(project.root), str(clip), "--detector-option", "padding", "--no-progress")
+    assert res.returncode == 2 and "KEY=VALUE" in res.stderr
+    res = _run("ingest", str(project.root), str(clip), "--detector-option", "padding=8", "--no-progress")
+    assert res.returncode == 0, res.stderr
+    with project.session() as s:
+        params = s.scalars(select(Video)).one().params
+    assert params["ingest"]["detector_options"] == {"padding": 8} and params["detector_params"]["padding"] == 8
+
+
 def test_truncated_video_keeps_earlier_crops_and_is_partial(tmp_path):
     clip = tmp_path / "clip.mp4"
     render_video(clip, SynthConfig(num_frames=80, shot_starts=(), seed=0))
