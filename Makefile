@@ -27,9 +27,13 @@ install-dev: system-deps
 demo: install
 	portrait demo --out $(DEMO_DIR)
 
+# PostgreSQL is part of the test matrix (every write path runs on both stores): a server that does
+# not start is an error, not a silent skip.
 test: install-dev
-	PORTRAIT_TEST_PG_URL=$${PORTRAIT_TEST_PG_URL:-$$(.ci/postgres.sh)} QT_QPA_PLATFORM=offscreen \
-	  $(PYTHON) -m pytest -q
+	@url="$${PORTRAIT_TEST_PG_URL:-$$(.ci/postgres.sh)}"; \
+	if [ -z "$$url" ]; then echo "make test: could not start PostgreSQL (.ci/postgres.sh)" >&2; exit 1; fi; \
+	echo "PostgreSQL for the tests: $$url"; \
+	PORTRAIT_TEST_PG_URL="$$url" QT_QPA_PLATFORM=offscreen $(PYTHON) -m pytest -q $(PYTEST_ARGS)
 
 lint:
 	$(PYTHON) -m ruff check portrait_builder annotator_gui tests benchmarks
