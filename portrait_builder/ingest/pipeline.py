@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from portrait_builder.detect import Detections, create_detector
 from portrait_builder.errors import UserError
@@ -635,6 +635,3 @@ def _write_report(project: Project, video_id: int, path: Path, report: dict) -> 
     tmp.replace(target)
     return target
 
-
-def delete_video_crops(project: Project, video_id: int) -> None:  # pragma: no cover - helper for tools
-    project.run_write(lambda s: s.execute(delete(Crop).where(Crop.video_id == video_id)))
