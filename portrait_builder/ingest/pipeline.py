@@ -634,4 +634,3 @@ def _write_report(project: Project, video_id: int, path: Path, report: dict) -> 
     tmp.write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
     tmp.replace(target)
     return target
-
