@@ -21,28 +21,9 @@ import numpy as np
 import torch
 
 from portrait_builder.evaluate import reid_metrics, reid_metrics_from_features
+from portrait_builder.evaluate.reference import market1501_reference
 
-
-def reference_eval(distmat, q_pids, g_pids, q_groups, g_groups, max_rank=10):
-    """Plain NumPy Market-1501 protocol: full argsort per row, then a loop over queries (micro)."""
-    num_q, _ = distmat.shape
-    indices = np.argsort(distmat, axis=1)
-    matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
-    all_cmc, all_ap = [], []
-    for q_idx in range(num_q):
-        order = indices[q_idx]
-        keep = np.invert((g_groups[order] == q_groups[q_idx]) & (q_groups[q_idx] >= 0))
-        raw_cmc = matches[q_idx][keep]
-        if not np.any(raw_cmc):
-            continue
-        cmc = raw_cmc.cumsum()
-        cmc[cmc > 1] = 1
-        all_cmc.append(cmc[:max_rank])
-        num_rel = raw_cmc.sum()
-        tmp = raw_cmc.cumsum() / np.arange(1, len(raw_cmc) + 1) * raw_cmc
-        all_ap.append(tmp.sum() / num_rel)
-    cmc = np.asarray(all_cmc).astype(np.float64).sum(0) / len(all_cmc)
-    return {"rank1": cmc[0], "rank5": cmc[4], "rank10": cmc[9], "mAP": float(np.mean(all_ap))}
+reference_eval = partial(market1501_reference, sort_kind="quicksort")  # as torchreid sorts
 
 
 def reference_distances(qf, gf):

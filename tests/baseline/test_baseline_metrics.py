@@ -12,30 +12,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from portrait_builder.evaluate import macro_f1, piq, reid_metrics, reid_metrics_from_features
-
-
-def market1501_reference(distmat, q_pids, g_pids, q_groups, g_groups, max_rank=10):
-    """torchreid.metrics.rank.eval_market1501, with 'same group (non-null)' replacing 'same pid and camid'."""
-    num_q, num_g = distmat.shape
-    indices = np.argsort(distmat, axis=1, kind="stable")
-    matches = (g_pids[indices] == q_pids[:, np.newaxis]).astype(np.int32)
-    all_cmc, all_ap = [], []
-    for q_idx in range(num_q):
-        order = indices[q_idx]
-        remove = (g_groups[order] == q_groups[q_idx]) & (q_groups[q_idx] >= 0)
-        keep = np.invert(remove)
-        raw_cmc = matches[q_idx][keep]
-        if not np.any(raw_cmc):
-            continue
-        cmc = raw_cmc.cumsum()
-        cmc[cmc > 1] = 1
-        all_cmc.append(cmc[:max_rank])
-        num_rel = raw_cmc.sum()
-        tmp_cmc = raw_cmc.cumsum()
-        tmp_cmc = np.asarray([x / (i + 1.0) for i, x in enumerate(tmp_cmc)]) * raw_cmc
-        all_ap.append(tmp_cmc.sum() / num_rel)
-    all_cmc = np.asarray(all_cmc).astype(np.float32).sum(0) / len(all_cmc)
-    return {"rank1": all_cmc[0], "rank5": all_cmc[4], "rank10": all_cmc[9], "mAP": float(np.mean(all_ap))}
+from portrait_builder.evaluate.reference import market1501_reference
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
