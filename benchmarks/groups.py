@@ -23,22 +23,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def clustered(n: int, seed: int = 0, cluster_size: int = 10, max_flips: int = 7) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    n_centres = max(n // cluster_size, 1)
-    centres = rng.integers(0, 2**64, n_centres, dtype=np.uint64, endpoint=False)
-    h = centres[rng.integers(0, n_centres, n)].copy()
-    flips = rng.integers(0, max_flips + 1, n)
-    for f in range(max_flips):
-        bit = rng.integers(0, 64, n).astype(np.uint64)
-        h = np.where(flips > f, h ^ (np.uint64(1) << bit), h)
-    return h
-
-
 def main() -> int:
     from threadpoolctl import threadpool_limits
 
     from portrait_builder.dedup import brute_force_groups, group_hashes
+    from portrait_builder.dedup.groups import clustered_hashes
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=250_000)
@@ -47,7 +36,7 @@ def main() -> int:
     args = ap.parse_args()
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    full = clustered(args.n, seed=1)
+    full = clustered_hashes(args.n, seed=1)
     sample = full[: args.sample]
     with threadpool_limits(1):
         t = time.perf_counter()

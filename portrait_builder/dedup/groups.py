@@ -270,3 +270,17 @@ def brute_force_groups(hashes, threshold: int, keys=None) -> np.ndarray:
     first = np.full(label.max() + 1 if n else 0, n, dtype=np.int64)
     np.minimum.at(first, label, np.arange(n, dtype=np.int64))
     return first[label] if n else np.zeros(0, np.int64)
+
+
+def clustered_hashes(n: int, seed: int = 0, cluster_size: int = 10, max_flips: int = 7) -> np.ndarray:
+    """Synthetic uint64 hashes for tests and benchmarks: random centres, members up to ``max_flips``
+    random bit flips away (about ``cluster_size`` per centre), so chains across a threshold exist."""
+    rng = np.random.default_rng(seed)
+    n_centres = max(n // cluster_size, 1)
+    centres = rng.integers(0, 2**64, n_centres, dtype=np.uint64, endpoint=False)
+    h = centres[rng.integers(0, n_centres, n)].copy()
+    flips = rng.integers(0, max_flips + 1, n)
+    for f in range(max_flips):
+        bit = rng.integers(0, 64, n).astype(np.uint64)
+        h = np.where(flips > f, h ^ (np.uint64(1) << bit), h)
+    return h

@@ -8,19 +8,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from portrait_builder.dedup import DEFAULT_THRESHOLD, brute_force_groups, group_hashes, hamming, popcount64
-
-
-def clustered_hashes(n: int, seed: int, cluster_size: int = 10, max_flips: int = 7) -> np.ndarray:
-    """Cluster centres at random, members a few random bit flips away (some chains cross T)."""
-    rng = np.random.default_rng(seed)
-    n_centres = max(n // cluster_size, 1)
-    centres = rng.integers(0, 2**64, n_centres, dtype=np.uint64, endpoint=False)
-    h = centres[rng.integers(0, n_centres, n)].copy()
-    flips = rng.integers(0, max_flips + 1, n)
-    for f in range(max_flips):
-        bit = rng.integers(0, 64, n).astype(np.uint64)
-        h = np.where(flips > f, h ^ (np.uint64(1) << bit), h)
-    return h
+from portrait_builder.dedup.groups import clustered_hashes
 
 
 def networkx_free_reference(h: np.ndarray, threshold: int, keys=None) -> np.ndarray:
