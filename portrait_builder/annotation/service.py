@@ -201,6 +201,17 @@ def _embedding(blob: bytes | None) -> np.ndarray | None:
 
 
 # -- the service ---------------------------------------------------------------------------------
+def _identity_values(s: Session, ident_attr: str, identity_id) -> dict[str, object]:
+    """The labels one identity click writes: the identity and, when known, the identity's gender."""
+    identity = s.get(Identity, int(identity_id))
+    if identity is None:
+        raise UserError(f"no identity with id {identity_id}")
+    values: dict[str, object] = {ident_attr: str(identity.id)}
+    if identity.gender is not None:
+        values[GENDER] = identity.gender
+    return values
+
+
 class AnnotationService:
     """One annotator working on one attribute queue of a project.
 
@@ -575,13 +586,7 @@ class AnnotationService:
         self._check_write([ident_attr, GENDER])
 
         def fn(s: Session, stamp: float) -> list[LabelRecord]:
-            identity = s.get(Identity, int(identity_id))
-            if identity is None:
-                raise UserError(f"no identity with id {identity_id}")
-            values: dict[str, object] = {ident_attr: str(identity.id)}
-            if identity.gender is not None:
-                values[GENDER] = identity.gender
-            return self._labels(s, ids, values, stamp, source)
+            return self._labels(s, ids, _identity_values(s, ident_attr, identity_id), stamp, source)
 
         return self._write(fn, source=source)
 
@@ -955,13 +960,7 @@ class AnnotationService:
             ident_attr = attribute
 
             def fn(s: Session, stamp: float) -> list[LabelRecord]:
-                identity = s.get(Identity, int(value))
-                if identity is None:
-                    raise UserError(f"no identity with id {value}")
-                values: dict[str, object] = {ident_attr: str(identity.id)}
-                if identity.gender is not None:
-                    values[GENDER] = identity.gender
-                return self._labels(s, [int(crop_id)], values, stamp, "review")
+                return self._labels(s, [int(crop_id)], _identity_values(s, ident_attr, value), stamp, "review")
 
             return self._write(fn, source="review")
         self.taxonomy.encode(attribute, value)
