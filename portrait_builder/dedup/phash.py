@@ -22,9 +22,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import multiprocessing as mp
 import os
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
 from pathlib import Path
 
@@ -35,7 +37,7 @@ try:  # optional: a thinner libjpeg-turbo binding than cv2.imdecode (same pixels
     import simplejpeg as _simplejpeg
 except ImportError:  # pragma: no cover - depends on the environment
     _simplejpeg = None
-try:  # our threads are the parallelism; BLAS threads on top of them only contend
+try:  # our workers are the parallelism; BLAS threads on top of them only contend
     from threadpoolctl import threadpool_limits
 except ImportError:  # pragma: no cover
     threadpool_limits = None
@@ -294,13 +296,6 @@ def _decode_fast(path: str) -> np.ndarray | None:
     return img
 
 
-def _decode_gray_pil(path: str) -> np.ndarray:
-    from PIL import Image
-
-    with Image.open(path) as im:
-        return np.asarray(im.convert("L"))
-
-
 def _small_pil(path: str) -> np.ndarray:
     """The reference: PIL's own convert + resize (used for files the fast path does not take)."""
     from PIL import Image
@@ -310,9 +305,16 @@ def _small_pil(path: str) -> np.ndarray:
         return np.asarray(im.convert("L").resize((IMG_SIZE, IMG_SIZE), resample), dtype=np.float64)
 
 
-# Images per grey/resize batch: small enough that the float64 temporaries stay in cache.
-_SUB_BATCH = 16
-_MAX_BATCH_PIXELS = 1 << 21
+# Images per resize batch. Measured on 256x128 crops (1 thread, us/image): 1 -> 253, 2 -> 221,
+# 4 -> 235, 16 -> 304: the float64 stack must stay in the core's cache, so batches are small and
+# the grey conversion runs per image, straight after its decode, while the pixels are still cached.
+_SUB_BATCH = 2
+_MAX_BATCH_PIXELS = 1 << 18
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    """Decoded pixels -> exact Pillow 'L' values as floats (BGR converted, grey passed through)."""
+    return bgr_to_l_exact(img) if img.ndim == 3 else img.astype(np.float32)
 
 
 def _small_batch(items: list[tuple[int, np.ndarray]], paths: Sequence[str], small: np.ndarray) -> None:
@@ -323,9 +325,7 @@ def _small_batch(items: list[tuple[int, np.ndarray]], paths: Sequence[str], smal
         for i in idx:
             small[i] = _small_pil(paths[i])
         return
-    stack = np.stack([g for _, g in items])
-    gray = bgr_to_l_exact(stack) if stack.ndim == 4 else stack.astype(np.float64)
-    small[idx] = resize_lanczos_exact(gray, IMG_SIZE, order)
+    small[idx] = resize_lanczos_exact(np.stack([g for _, g in items]), IMG_SIZE, order)
 
 
 def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
@@ -342,16 +342,49 @@ def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
                 log.warning("cannot hash %s: %s", p, exc)
                 failed.append(i)
             continue
-        items = pending.setdefault(img.shape, [])
-        items.append((i, img))
+        items = pending.setdefault(img.shape[:2], [])
+        items.append((i, _gray(img)))
         # flush by count for crops, by pixels for big frames (float64 temporaries: 8 bytes a pixel)
         if len(items) >= _SUB_BATCH or len(items) * img.shape[0] * img.shape[1] >= _MAX_BATCH_PIXELS:
             _small_batch(items, paths, small)
-            pending[img.shape] = []
+            pending[img.shape[:2]] = []
     for items in pending.values():
         if items:
             _small_batch(items, paths, small)
     return hashes_from_small(small), failed
+
+
+# Below this many files per worker process, hashing in this process is faster than handing work out.
+_MIN_FILES_PER_PROCESS = 512
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _init_worker() -> None:
+    # One worker per core already; BLAS or OpenCV threads on top of them only contend.
+    if threadpool_limits is not None:
+        threadpool_limits(1, user_api="blas")
+    import cv2
+
+    cv2.setNumThreads(1)
+
+
+def _process_pool(workers: int) -> ProcessPoolExecutor:
+    """A long-lived pool per worker count: start-up (about 1 s of imports) is paid once per process.
+
+    Processes, not threads: the decode releases the GIL but the per-image NumPy glue does not, and
+    two threads gave 1.2x over one where two processes give 1.9x (docs/benchmarks.md). The pool
+    comes from a forkserver, so workers never inherit the caller's threads, locks or connections.
+    """
+    pool = _POOLS.get(workers)
+    if pool is None:
+        ctx = mp.get_context("forkserver")
+        ctx.set_forkserver_preload([__name__])
+        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+    return pool
+
+
+def default_workers() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None = None, *,
@@ -362,21 +395,22 @@ def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None 
     ok = np.ones(len(paths), dtype=bool)
     if not paths:
         return out, ok
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 4)
+    workers = default_workers() if workers is None else max(1, workers)
+    workers = min(workers, len(paths) // _MIN_FILES_PER_PROCESS)
     chunks = [(s, paths[s : s + chunk]) for s in range(0, len(paths), chunk)]
-
-    def run(item):
-        start, part = item
-        return start, _hash_chunk(part)
-
-    limits = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
-    with limits:
-        if workers <= 1 or len(chunks) == 1:
-            results = list(map(run, chunks))
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(run, chunks))
+    results = None
+    if workers > 1:
+        pool = _process_pool(workers)
+        try:
+            parts = pool.map(_hash_chunk, [part for _, part in chunks])
+            results = list(zip((s for s, _ in chunks), parts, strict=True))
+        except BrokenProcessPool:  # a worker died (killed, out of memory): finish here instead
+            log.warning("pHash worker pool broke; hashing in this process")
+            _POOLS.pop(workers, None)
+    if results is None:
+        limits = threadpool_limits(1, user_api="blas") if threadpool_limits is not None else contextlib.nullcontext()
+        with limits:
+            results = [(s, _hash_chunk(part)) for s, part in chunks]
     for start, (hashes, failed) in results:
         out[start : start + len(hashes)] = hashes
         ok[[start + i for i in failed]] = False
@@ -387,9 +421,9 @@ def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None 
 def phash_files(paths: Sequence[str | os.PathLike], workers: int | None = None, *, chunk: int = 256) -> np.ndarray:
     """pHash of each image file, bit-identical to ``imagehash.phash(PIL.Image.open(p))``, as uint64.
 
-    Work is split in chunks of ``chunk`` files over ``workers`` threads (default: CPU count, at most
-    4): OpenCV's decoder and BLAS release the GIL, so threads scale without process start-up or
-    pickling. Raises ``OSError`` naming the first file that cannot be read as an image.
+    Large inputs are split in chunks of ``chunk`` files over ``workers`` processes (default: the
+    CPUs this process may use; small inputs stay in this process). Raises ``OSError`` naming the
+    first file that cannot be read as an image.
     """
     paths = [os.fspath(p) for p in paths]
     hashes, ok = phash_files_checked(paths, workers, chunk=chunk)

@@ -107,3 +107,33 @@ def test_grey_conversion_is_pillows_for_every_colour():
         ref = np.asarray(Image.fromarray(rgb, "RGB").convert("L"))
         ours = bgr_to_l_exact(np.ascontiguousarray(rgb[..., ::-1]))
         assert np.array_equal(ours, ref), part
+
+
+def test_worker_processes_give_the_same_hashes_and_failures(monkeypatch, tmp_path, synthetic_files):
+    """Big inputs go to a process pool: same hashes as imagehash, bad files still reported in place."""
+    from portrait_builder.dedup import phash as ph
+
+    monkeypatch.setattr(ph, "_MIN_FILES_PER_PROCESS", 4)
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    paths = [*synthetic_files, bad, *synthetic_files[:3]]
+    hashes, ok = phash_files_checked(paths, workers=2, chunk=3)
+    assert 2 in ph._POOLS  # the pool really ran
+    assert ok.tolist() == [True] * len(synthetic_files) + [False, True, True, True]
+    good = [p for p, k in zip(paths, ok, strict=True) if k]
+    assert [hash_to_hex(h) for h in hashes[ok]] == reference(good)
+
+
+def test_a_broken_worker_pool_falls_back_to_this_process(monkeypatch, synthetic_files):
+    from concurrent.futures.process import BrokenProcessPool
+
+    from portrait_builder.dedup import phash as ph
+
+    class Broken:
+        def map(self, *args, **kwargs):
+            raise BrokenProcessPool("a worker was killed")
+
+    monkeypatch.setattr(ph, "_MIN_FILES_PER_PROCESS", 1)
+    monkeypatch.setitem(ph._POOLS, 2, Broken())
+    assert [hash_to_hex(h) for h in phash_files(synthetic_files[:4], workers=2)] == reference(synthetic_files[:4])
+    assert not isinstance(ph._POOLS.get(2), Broken)
