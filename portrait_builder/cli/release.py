@@ -2,7 +2,7 @@
 
 Three forms share one command (argparse cannot mix a positional PROJECT with sub-commands):
 ``portrait release PROJECT --version X.Y.Z --out DIR``, ``portrait release verify DIR``,
-``portrait release diff A B``.
+``portrait release diff A B``. ``--help`` after ``verify`` or ``diff`` prints that form's own help.
 """
 
 from __future__ import annotations
@@ -21,9 +21,41 @@ or compare two. Writing needs pHashes, groups and a split: run `portrait hash`, 
 `portrait split` first (the release names the missing step)."""
 
 
+def _form_parsers() -> dict[str, argparse.ArgumentParser]:
+    """Help-only parsers of the verify and diff forms (the shared parser does the parsing)."""
+    verify = argparse.ArgumentParser(
+        prog="portrait release verify", add_help=False,
+        description="Re-check a release: the sha256 of every file against manifest.json, the schemas of "
+                    "manifest.json and annotations.parquet, the Market-1501 file names and the split "
+                    "invariants. Prints every problem and exits 1 if there is any.")  # fmt: skip
+    verify.add_argument("dir", metavar="DIR", help="release folder")
+    verify.add_argument("--no-progress", action="store_true", help="no progress bars")
+    diff = argparse.ArgumentParser(
+        prog="portrait release diff", add_help=False,
+        description="Compare two releases: crops added, removed or moved between subsets, and changed labels.")
+    diff.add_argument("a", metavar="A", help="older release folder")
+    diff.add_argument("b", metavar="B", help="newer release folder")
+    diff.add_argument("--json", action="store_true", help="print the full JSON instead of a summary")
+    return {"verify": verify, "diff": diff}
+
+
+class _FormHelp(argparse.Action):
+    """``-h``: the help of the form named before it (``release verify -h``), else the whole command's."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        form = _form_parsers().get(getattr(namespace, "target", None))
+        (form or parser).print_help()
+        parser.exit()
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("release", help="write / verify / diff versioned dataset releases", usage=USAGE,
-                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+                       description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       add_help=False)  # fmt: skip
+    p.add_argument("-h", "--help", action=_FormHelp, help="show this help message and exit")
     p.add_argument("target", metavar="PROJECT|verify|diff", help="project to release, or the verify/diff action")
     p.add_argument("paths", nargs="*", metavar="DIR", help="release folder(s) for verify (one) and diff (two)")
     p.add_argument("--version", dest="release_version", metavar="X.Y.Z", help="release version (semantic)")
@@ -65,7 +97,13 @@ def cmd_release(args) -> int:
 
 
 def _verify(root: str, progress: bool) -> int:
+    from pathlib import Path
+
+    from portrait_builder.errors import UserError
     from portrait_builder.release import verify_release
+
+    if not Path(root).is_dir():
+        raise UserError(f"no release folder at {root}")
 
     problems = verify_release(root, progress=progress)
     for line in problems:

@@ -58,6 +58,17 @@ def test_help_on_every_subcommand(capsys):
         assert out.startswith("usage: portrait " + " ".join(path)), (path, out[:200])
 
 
+@pytest.mark.parametrize("form", ["verify", "diff"])
+def test_release_forms_have_their_own_help(form, capsys):
+    """``release verify DIR`` / ``release diff A B`` share the release parser; -h names the form."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["release", form, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: portrait release {form} "), out[:200]
+    assert "--version" not in out
+
+
 def _one_line_error(code, out, err, needle):
     assert code != 0
     lines = err.strip().splitlines()
@@ -67,6 +78,10 @@ def _one_line_error(code, out, err, needle):
 
 def test_missing_project(tmp_path):
     _one_line_error(*run("status", tmp_path / "nope"), "no project at")
+
+
+def test_verify_of_a_missing_release_folder(tmp_path):
+    _one_line_error(*run("release", "verify", tmp_path / "nope"), "no release folder at")
 
 
 def test_unreachable_database_url(tmp_path):
