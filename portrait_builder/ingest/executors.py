@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -86,6 +87,7 @@ class RayExecutor:
             probe(r.path)
         started_here = not ray.is_initialized()
         if started_here:
+            check_reachable(self.address)
             try:
                 ray.init(address=self.address, include_dashboard=False, logging_level=logging.WARNING)
             except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -172,6 +174,24 @@ class RayExecutor:
         report = finish_video(project, p, produced)
         report.update(executor="ray", node=out.get("node"), rows_inserted=inserted)
         return report
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, with one line, when a named Ray head does not answer.
+
+    ``ray.init`` keeps retrying an unreachable GCS or client server for minutes before it gives up;
+    a plain TCP connect to HOST:PORT says the same thing at once. ``None``/``auto``/``local`` are left to Ray.
+    """
+    if not address or address in ("auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise UserError(f"bad Ray address {address!r}: expected HOST:PORT, ray://HOST:PORT or auto")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise UserError(f"cannot connect to the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def gpus_per_task(cluster_resources: dict) -> int:

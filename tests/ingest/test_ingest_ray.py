@@ -178,6 +178,24 @@ def test_cli_executor_flags(tmp_path, clips, capsys):
     assert "need --executor ray" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("address", "needle"), [("127.0.0.1:9", "cannot connect to the Ray cluster at 127.0.0.1:9"),
+                                                 ("ray://127.0.0.1:9", "cannot connect to the Ray cluster"),
+                                                 ("headnode", "bad Ray address 'headnode'")])
+def test_unreachable_ray_address_fails_at_once(tmp_path, clips, capsys, address, needle):
+    """Ray itself retries an unreachable head for minutes; we fail with one line before registering anything."""
+    from portrait_builder.cli import main
+
+    Project.init(tmp_path / "p").close()
+    code = main(["ingest", str(tmp_path / "p"), str(clips[0]), "--executor", "ray", "--ray-address", address,
+                 "--no-progress"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and needle in err[0], err
+    project = Project.open(tmp_path / "p")
+    with project.session() as s:
+        assert s.scalar(select(func.count()).select_from(Video)) == 0
+    project.close()
+
+
 @pytest.mark.slow
 def test_cli_ray_resumes_partly_committed_video(tmp_path, clips, reference, ray_local, capsys):
     """`portrait ingest --executor ray` on a video whose first half a killed local run committed: the Ray
