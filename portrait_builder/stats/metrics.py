@@ -17,12 +17,17 @@ def _counts(counts: Sequence[float] | np.ndarray) -> np.ndarray:
     return arr
 
 
-def lts(counts: Sequence[int] | np.ndarray, k: float = 0.2) -> float:
-    """Long Tail Score: (smallest number of classes whose samples reach a fraction ``k`` of all samples,
-    taking classes largest first) / (k * N), N the number of classes (empty classes included).
+def lts(counts: Sequence[int] | np.ndarray, k: float = 0.2, *, fractional: bool = True) -> float:
+    """Long Tail Score LTS_k = n_k / (k * N): N classes (empty ones included), n_k the number of
+    classes, largest first, that it takes to hold a fraction ``k`` of all samples.
 
-    Near 0: a few classes hold most samples; 1.0 for a uniform distribution whenever ``k * N`` is an
-    integer (otherwise ceil(k N) / (k N), slightly above 1). NaN when there are no samples.
+    Near 0: a few classes hold most samples; 1.0: uniform. With ``fractional=False`` n_k is DESIGN.md's
+    literal count, the smallest whole number of classes that reaches ``k``; with few classes that is
+    coarse and exceeds 1 (two balanced genders: ceil(0.4) / 0.4 = 2.5). The default counts the class
+    that crosses ``k`` only in part, by the share of it needed (linear interpolation of the cumulative
+    share), so n_k = k N exactly for a uniform distribution of any N, LTS is never above 1, and it
+    differs from the literal count by less than 1 / (k N), nothing for a 1,000-identity dataset.
+    Exact (rational) arithmetic for integer counts. NaN when there are no samples.
     """
     if not 0.0 < k < 1.0:
         raise ValueError(f"k must be in (0, 1), got {k}")
@@ -31,15 +36,24 @@ def lts(counts: Sequence[int] | np.ndarray, k: float = 0.2) -> float:
     total = arr.sum()
     if n_classes == 0 or total <= 0:
         return float("nan")
-    cum = np.cumsum(np.sort(arr)[::-1])
+    ordered = np.sort(arr)[::-1]
+    cum = np.cumsum(ordered)
     # Exact comparison cum >= k * total: k as a fraction avoids 0.2 * 10 = 2.0000000000000004 style misses.
     frac = Fraction(k).limit_denominator(10**9)
     if np.issubdtype(arr.dtype, np.integer):
-        reach = np.array([int(c) * frac.denominator >= frac.numerator * int(total) for c in cum])
-    else:
-        reach = cum >= float(frac) * total * (1 - 1e-12)
-    m = int(np.argmax(reach)) + 1
-    return m / (k * n_classes)
+        need = frac * int(total)
+        m = next(i for i, c in enumerate(cum.tolist()) if c >= need) + 1
+        if not fractional:
+            return float(Fraction(m) / (frac * n_classes))
+        before = int(cum[m - 2]) if m > 1 else 0
+        n_k = (m - 1) + (need - before) / int(ordered[m - 1])
+        return float(n_k / (frac * n_classes))
+    need = float(frac) * float(total)
+    m = int(np.argmax(cum >= need * (1 - 1e-12))) + 1
+    if not fractional:
+        return m / (k * n_classes)
+    before = float(cum[m - 2]) if m > 1 else 0.0
+    return min(((m - 1) + (need - before) / float(ordered[m - 1])) / (k * n_classes), 1.0)  # <= 1 but for rounding
 
 
 def gini(counts: Sequence[float] | np.ndarray) -> float:
