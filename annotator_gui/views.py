@@ -8,7 +8,7 @@ keep the "which crop is on screen" history for the arrow keys.
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, Signal
-from PySide6.QtGui import QIcon, QKeyEvent
+from PySide6.QtGui import QColor, QFont, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QCheckBox,
     QGridLayout,
@@ -31,6 +31,11 @@ STRIP = QSize(40, 80)
 MAX_EXEMPLARS = 48
 STRIP_CROPS = 16
 PREFETCH = 12
+LABELLED_OPACITY = 0.35  # strip crops that already have a label: dimmed, with a check mark
+STRIP_STYLE = (
+    "QToolButton:checked{border:2px solid #2a8;} QToolButton:!checked{border:2px solid #c33;}"
+    ' QToolButton[labelled="true"]:!checked{border:2px dashed #888;}'
+)
 
 
 def _button(text: str, *, checkable: bool = False) -> QPushButton:
@@ -60,6 +65,24 @@ class CropImage(QLabel):
             self.setText("queue empty")
         else:
             self.setPixmap(cache.pixmap(path, self.size()))
+
+
+def _labelled_pixmap(pixmap: QPixmap) -> QPixmap:
+    """A strip crop that already has a label: the image dimmed, a check mark in its corner."""
+    out = QPixmap(pixmap.size())
+    out.fill(QColor(32, 32, 32))
+    painter = QPainter(out)
+    painter.setOpacity(LABELLED_OPACITY)
+    painter.drawPixmap(0, 0, pixmap)
+    painter.setOpacity(1.0)
+    font = QFont()
+    font.setBold(True)
+    font.setPixelSize(max(10, pixmap.width() // 3))
+    painter.setFont(font)
+    painter.setPen(QColor(80, 220, 140))
+    painter.drawText(out.rect().adjusted(2, 1, -2, -1), Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignRight, "\u2713")
+    painter.end()
+    return out
 
 
 class LabelView(QWidget):
@@ -203,7 +226,9 @@ class IdentityView(LabelView):
         left.addWidget(self.image, 0, Qt.AlignmentFlag.AlignHCenter)
         left.addWidget(self.info)
         left.addWidget(self.whole_track)
-        left.addWidget(QLabel("Track (click to leave a crop out):"))
+        self.strip_hint = QLabel("Track (click to leave a crop out; dimmed \u2713 = already labelled, click to relabel):")
+        self.strip_hint.setWordWrap(True)
+        left.addWidget(self.strip_hint)
         left.addWidget(strip_scroll)
 
         self.grid_box = QWidget()
@@ -306,7 +331,7 @@ class IdentityView(LabelView):
             b.setCheckable(True)
             b.setIconSize(STRIP)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setStyleSheet("QToolButton:checked{border:2px solid #2a8;} QToolButton:!checked{border:2px solid #c33; opacity:0.4}")
+            b.setStyleSheet(STRIP_STYLE)
             self.strip_layout.insertWidget(len(self.strip_buttons), b)
             self.strip_buttons.append(b)
         for i, b in enumerate(self.strip_buttons):
@@ -314,11 +339,24 @@ class IdentityView(LabelView):
                 b.hide()
                 continue
             tc = self.strip[i]
-            if b.property("image") != str(tc.image_path):
-                b.setIcon(QIcon(self.cache.pixmap(tc.image_path, STRIP)))
-                b.setProperty("image", str(tc.image_path))
-            b.setChecked(True)
-            b.setToolTip(f"crop {tc.id}, frame {tc.frame_index}: click to leave it out")
+            key = f"{tc.image_path}|{tc.labelled}"
+            if b.property("image") != key:
+                pixmap = self.cache.pixmap(tc.image_path, STRIP)
+                b.setIcon(QIcon(_labelled_pixmap(pixmap) if tc.labelled else pixmap))
+                b.setProperty("image", key)
+            if bool(b.property("labelled")) != tc.labelled:
+                b.setProperty("labelled", tc.labelled)
+                b.style().unpolish(b)  # the dashed border of labelled crops is a property selector
+                b.style().polish(b)
+            # Labelled crops are shown for context but only written when ticked on purpose (a correction).
+            b.setChecked(not tc.labelled)
+            if tc.labelled:
+                b.setToolTip(
+                    f"crop {tc.id}, frame {tc.frame_index} \u00b7 labelled: {tc.label or 'yes'}\n"
+                    "left out of whole-track labelling; click to relabel it with the next click"
+                )
+            else:
+                b.setToolTip(f"crop {tc.id}, frame {tc.frame_index}: click to leave it out")
             if b.isHidden():
                 b.show()
         self.cache.prefetch(tc.image_path for tc in self.strip)

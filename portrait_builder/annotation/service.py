@@ -93,10 +93,18 @@ class Exemplar:
 
 @dataclass(frozen=True)
 class TrackCrop:
+    """One crop of the current crop's track as the identity view's strip shows it.
+
+    ``labelled``: the crop already has a current identity label. The strip shows it (the annotator
+    keeps the whole track in view) but leaves it out of whole-track labelling unless ticked on purpose.
+    """
+
     id: int
     frame_index: int
     image_path: Path
-    identity: str | None  # current identity value (stored text) or None
+    identity: str | None  # current identity value (stored text) or None; hidden (None) for a second opinion
+    labelled: bool = False
+    label: str | None = None  # the current identity for people ("Hero", "ID 7", "Unknown person"); None as identity
 
 
 @dataclass(frozen=True)
@@ -666,26 +674,30 @@ class AnnotationService:
             return self._exemplars(s, crop_id, limit)
 
     def identity_context(self, crop_id: int, *, exemplars: int | None = None, strip: int = 24) -> tuple[list[Exemplar], list[TrackCrop]]:
-        """:meth:`exemplars` and :meth:`track_crops` of one crop in one read (what the identity view shows)."""
+        """:meth:`exemplars` and :meth:`track_crops` (the whole track) of one crop in one read (what the identity view shows)."""
         with self.project.session() as s:
-            return self._exemplars(s, crop_id, exemplars), self._track_crops(s, crop_id, strip, True)
+            return self._exemplars(s, crop_id, exemplars), self._track_crops(s, crop_id, strip, False)
+
+    def _movie_characters(self, s: Session, video_id: int) -> tuple[float, list, dict[int, np.ndarray | None]]:
+        """The movie's identity rows and exemplar embeddings, cached for CHARACTERS_TTL seconds."""
+        cached = self._characters.get(video_id)
+        if cached is None or time.monotonic() - cached[0] > CHARACTERS_TTL:
+            rows = s.execute(
+                select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path, Crop.embedding)
+                .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
+                .where(Identity.video_id == video_id)
+                .order_by(Identity.id)
+            ).all()
+            cached = (time.monotonic(), rows, {r.id: _embedding(r.embedding) for r in rows})
+            self._characters[video_id] = cached
+        return cached
 
     def _exemplars(self, s: Session, crop_id: int, limit: int | None) -> list[Exemplar]:
         ident_attr = self._identity_attr()
         crop = s.execute(select(Crop.video_id, Crop.embedding).where(Crop.id == crop_id)).first()
         if crop is None:
             raise UserError(f"no crop with id {crop_id}")
-        cached = self._characters.get(crop.video_id)
-        if cached is None or time.monotonic() - cached[0] > CHARACTERS_TTL:
-            rows = s.execute(
-                select(Identity.id, Identity.name, Identity.gender, Identity.exemplar_crop_id, Crop.path, Crop.embedding)
-                .outerjoin(Crop, Crop.id == Identity.exemplar_crop_id)
-                .where(Identity.video_id == crop.video_id)
-                .order_by(Identity.id)
-            ).all()
-            cached = (time.monotonic(), rows, {r.id: _embedding(r.embedding) for r in rows})
-            self._characters[crop.video_id] = cached
-        _, rows, embeddings = cached
+        _, rows, embeddings = self._movie_characters(s, crop.video_id)
         if not rows:
             return []
         counts = dict(
@@ -709,14 +721,25 @@ class AnnotationService:
         out.sort(key=lambda e: (e.similarity is None, -(e.similarity or 0.0), -e.crop_count, e.identity_id))
         return out[:limit] if limit else out
 
-    def track_crops(self, crop_id: int, limit: int = 24, *, unlabelled_only: bool = True) -> list[TrackCrop]:
-        """Other crops of the crop's track (unlabelled ones by default), the ``limit`` nearest frames, in frame order."""
+    def track_crops(self, crop_id: int, limit: int = 24, *, unlabelled_only: bool = False) -> list[TrackCrop]:
+        """Other crops of the crop's track, the ``limit`` nearest frames, in frame order.
+
+        Labelled crops are included (``TrackCrop.labelled``) unless ``unlabelled_only``.
+        """
         with self.project.session() as s:
             return self._track_crops(s, crop_id, limit, unlabelled_only)
 
+    def _identity_label(self, ident_attr: str, value: str, names: dict[int, str | None]) -> str:
+        """What a person reads for a stored identity value: the character's name, ``ID n``, or the value's label."""
+        if value.isdigit():
+            ident = int(value)
+            return names.get(ident) or f"ID {ident}"
+        known = {v.name: v.label for v in self.taxonomy.attribute(ident_attr).values}
+        return known.get(value, value)
+
     def _track_crops(self, s: Session, crop_id: int, limit: int, unlabelled_only: bool) -> list[TrackCrop]:
         ident_attr = self._identity_attr()
-        crop = s.execute(select(Crop.track_id, Crop.frame_index).where(Crop.id == crop_id)).first()
+        crop = s.execute(select(Crop.track_id, Crop.frame_index, Crop.video_id).where(Crop.id == crop_id)).first()
         if crop is None:
             raise UserError(f"no crop with id {crop_id}")
         cl = _CL
@@ -730,7 +753,20 @@ class AnnotationService:
         # a track is short (one shot): sort its rows here rather than ask the store for abs() ordering
         rows = sorted(s.execute(query).all(), key=lambda r: (abs(r.frame_index - crop.frame_index), r.frame_index))
         rows = sorted(rows[:limit], key=lambda r: r.frame_index)
-        return [TrackCrop(r.id, r.frame_index, self._image_path(r.path), r.value) for r in rows]
+        names: dict[int, str | None] = {}
+        if not self.second_opinion and any(r.value is not None and r.value.isdigit() for r in rows):
+            # the movie's characters are cached for the exemplar grid: names cost no extra query per click
+            names = {c.id: c.name for c in self._movie_characters(s, crop.video_id)[1]}
+        out = []
+        for r in rows:
+            if r.value is None:
+                out.append(TrackCrop(r.id, r.frame_index, self._image_path(r.path), None))
+            elif self.second_opinion:  # labelled, but the earlier answer stays hidden (no anchoring)
+                out.append(TrackCrop(r.id, r.frame_index, self._image_path(r.path), None, True, None))
+            else:
+                label = self._identity_label(ident_attr, r.value, names)
+                out.append(TrackCrop(r.id, r.frame_index, self._image_path(r.path), r.value, True, label))
+        return out
 
     def track_targets(self, crop_id: int, exclude: Iterable[int] = (), *, unlabelled_only: bool = True) -> list[int]:
         """The crop and every other crop of its track (unlabelled ones by default) minus ``exclude``."""

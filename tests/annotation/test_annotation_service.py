@@ -107,9 +107,9 @@ def test_identity_operations(annotated):
         with pytest.raises(UserError, match="another video"):
             svc.assign_identity([foreign], hero.id)
 
-    # gender follows the identity when a crop is assigned; the track strip lists unlabelled crops only
-    strip = svc.track_crops(query)
-    assert all(tc.identity is None for tc in strip)
+    # unlabelled_only: the strip as a script's whole-track target list sees it
+    strip = svc.track_crops(query, unlabelled_only=True)
+    assert all(tc.identity is None and not tc.labelled for tc in strip)
 
 
 def test_expression_is_multilabel(annotated):
@@ -247,3 +247,57 @@ def test_cohen_kappa_function_against_sklearn():
         ours, ref = cohen_kappa(a, b), cohen_kappa_score(a, b)
         assert (np.isnan(ours) and np.isnan(ref)) or ours == pytest.approx(ref, abs=1e-12), trial
     assert np.isnan(cohen_kappa(["a", "a"], ["a", "a"]))
+
+
+def _track_reference(project, crop_id, limit):
+    """The strip by hand: the other crops of the track, the ``limit`` nearest frames, in frame order."""
+    with project.session() as s:
+        me = s.get(Crop, crop_id)
+        rows = s.execute(
+            select(Crop.id, Crop.frame_index).where(Crop.track_id == me.track_id, Crop.id != crop_id)
+        ).all()
+        frame = me.frame_index
+    nearest = sorted(rows, key=lambda r: (abs(r.frame_index - frame), r.frame_index))[:limit]
+    return [r.id for r in sorted(nearest, key=lambda r: r.frame_index)]
+
+
+def test_track_strip_shows_whole_track_with_labelled_crops_marked(annotated):
+    project, ids = annotated
+    svc = AnnotationService(project, "ann_id")
+    with project.session() as s:  # the longest track, from its first crop
+        track = s.scalar(select(Crop.track_id).group_by(Crop.track_id).order_by(func.count().desc(), Crop.track_id).limit(1))
+        first = s.scalar(select(Crop.id).where(Crop.track_id == track).order_by(Crop.frame_index).limit(1))
+    others = _track_reference(project, first, 10**6)
+    assert len(others) >= 4
+    hero = svc.new_identity(others[0], "male", "Hero")  # labels others[0]
+    svc.unknown_person([others[2]], "female")
+
+    _, strip = svc.identity_context(first, strip=10**6)
+    # the whole track is shown (the old strip held only the unlabelled crops)
+    assert [tc.id for tc in strip] == others
+    marks = {tc.id: (tc.labelled, tc.identity, tc.label) for tc in strip}
+    assert marks[others[0]] == (True, str(hero.id), "Hero")
+    assert marks[others[2]] == (True, "unknown", "Unknown person")
+    assert all(marks[c] == (False, None, None) for c in others if c not in (others[0], others[2]))
+    assert [tc.id for tc in svc.track_crops(first, unlabelled_only=True)] == [
+        c for c in others if c not in (others[0], others[2])
+    ][:24]
+    # limit keeps the nearest frames, labelled or not, in frame order
+    assert [tc.id for tc in svc.track_crops(first, limit=3)] == _track_reference(project, first, 3)
+    # an unnamed character reads as its id
+    svc.rename_identity(hero.id, None)
+    svc._characters.clear()  # the name cache lives CHARACTERS_TTL seconds; the test does not wait
+    assert next(tc.label for tc in svc.track_crops(first) if tc.id == others[0]) == f"ID {hero.id}"
+
+    # a second opinion sees that a crop is labelled, never the earlier answer
+    second = AnnotationService(project, "boss", second_opinion=True)
+    hidden = {tc.id: tc for tc in second.track_crops(first, limit=10**6)}
+    assert hidden[others[0]].labelled and hidden[others[0]].identity is None and hidden[others[0]].label is None
+
+    # relabelling a labelled strip crop on purpose is a new label through add_label: the history grows
+    villain = svc.new_identity(first, "female", "Villain", also=[others[0]])
+    with project.session() as s:
+        history = label_history(s, others[0], "identity")
+    assert [h.value for h in history] == [str(hero.id), str(villain.id)]
+    svc.close()
+    second.close()

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from sqlalchemy import func, select
 
 from portrait_builder.annotation import AnnotationService
-from portrait_builder.store import Identity, Label, current_labels, label_history
+from portrait_builder.store import Crop, Identity, Label, current_labels, label_history
 
 
 def labels_of(project, crop_id):
@@ -151,3 +151,59 @@ def test_review_window_filters_corrects_and_shows_kappa(gui_project, qtbot):
         hist = label_history(s, ids[3], "age")
     assert (hist[-1].value, hist[-1].source) == ("middle_aged", "review")
     assert [r.crop_id for r in w.rows] == ids[:3]  # the list refreshes under the same filters
+
+
+def test_identity_strip_shows_labelled_crops_unticked_and_relabels_on_purpose(gui_project, open_window, qtbot):
+    from annotator_gui.views import STRIP_CROPS
+
+    project, ids = gui_project
+    with project.session() as s:  # the longest track; the window's first crop is its first one
+        track_id = s.scalar(select(Crop.track_id).group_by(Crop.track_id).order_by(func.count().desc(), Crop.track_id).limit(1))
+        rows = s.execute(select(Crop.id, Crop.frame_index).where(Crop.track_id == track_id).order_by(Crop.frame_index)).all()
+    first, others = rows[0].id, [r.id for r in rows[1:]]
+    assert len(others) >= 4
+    expected = others[:STRIP_CROPS]  # the nearest frames of the first crop are the next ones
+    # another identity annotator already labelled two crops of the track
+    with AnnotationService(project, "ann_id") as other:
+        hero = other.new_identity(expected[0], "male", "Hero")
+        other.unknown_person([expected[2]], "female")
+        # label everything before the track, so the window opens on the track's first crop
+        before = [c for c in ids if c < first]
+        if before:
+            other.set_label(before, "identity", "unsure")
+    labelled = {expected[0]: "Hero", expected[2]: "Unknown person"}
+
+    w = open_window(project, "ann_id")
+    view = w.view
+    assert view.item.id == first
+    # the whole track is in the strip (the old strip left the two labelled crops out), in frame order
+    assert [tc.id for tc in view.strip] == expected
+    for tc, b in zip(view.strip, view.strip_buttons, strict=False):
+        assert b.isVisibleTo(view)
+        if tc.id in labelled:
+            assert tc.labelled and not b.isChecked() and b.property("labelled") is True
+            assert f"labelled: {labelled[tc.id]}" in b.toolTip()
+        else:
+            assert not tc.labelled and b.isChecked() and not b.property("labelled")
+    # the dimmed icon differs from the plain crop image
+    plain = view.cache.pixmap(view.strip[0].image_path, view.strip_buttons[0].iconSize()).toImage()
+    shown = view.strip_buttons[0].icon().pixmap(view.strip_buttons[0].iconSize()).toImage()
+    assert plain.size() == shown.size() and plain != shown
+
+    # tick the Hero crop on purpose (a correction), then New identity -> Female for the ticked crops
+    qtbot.mouseClick(view.strip_buttons[0], Qt.MouseButton.LeftButton)
+    assert view.strip_buttons[0].isChecked()
+    assert view.targets() == [first, *[c for c in expected if c != expected[2]]]
+    qtbot.keyClick(view, Qt.Key.Key_N)
+    qtbot.keyClick(view, Qt.Key.Key_F)
+    with project.session() as s:
+        new = s.scalar(select(Identity).where(Identity.exemplar_crop_id == first))
+        hero_history = [h.value for h in label_history(s, expected[0], "identity")]
+        unknown_history = [h.value for h in label_history(s, expected[2], "identity")]
+    for c in [first, *[c for c in expected if c != expected[2]]]:
+        assert labels_of(project, c) == {"identity": str(new.id), "gender": "female"}
+    assert hero_history == [str(hero.id), str(new.id)]  # relabelled: the history grew
+    assert unknown_history == ["unknown"]  # left unticked: not written
+    assert labels_of(project, expected[2]) == {"identity": "unknown", "gender": "female"}
+    for c in others[STRIP_CROPS:]:  # beyond the strip: untouched
+        assert labels_of(project, c) == {}
