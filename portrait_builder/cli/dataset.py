@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("project")
     p.add_argument("--batch", type=int, default=2048, help="crops per committed batch (default 2048)")
-    p.add_argument("--workers", type=int, default=None, help="decode threads (default: CPU count, at most 4)")
+    p.add_argument("--workers", type=int, default=None, help="worker processes for 1,024 crops or more (default: the CPUs this process may use)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_hash)
 

@@ -354,8 +354,8 @@ def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
     return hashes_from_small(small), failed
 
 
-# Below this many files per worker process, hashing in this process is faster than handing work out.
-_MIN_FILES_PER_PROCESS = 512
+# Below this many files, hashing in this process is faster than handing the work out.
+_MIN_FILES_FOR_POOL = 1024
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
@@ -396,7 +396,10 @@ def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None 
     if not paths:
         return out, ok
     workers = default_workers() if workers is None else max(1, workers)
-    workers = min(workers, len(paths) // _MIN_FILES_PER_PROCESS)
+    if len(paths) < _MIN_FILES_FOR_POOL:
+        workers = 1
+    else:  # every worker gets a share even when the batch is small for the machine
+        chunk = min(chunk, max(16, math.ceil(len(paths) / workers)))
     chunks = [(s, paths[s : s + chunk]) for s in range(0, len(paths), chunk)]
     results = None
     if workers > 1:

@@ -113,7 +113,7 @@ def test_worker_processes_give_the_same_hashes_and_failures(monkeypatch, tmp_pat
     """Big inputs go to a process pool: same hashes as imagehash, bad files still reported in place."""
     from portrait_builder.dedup import phash as ph
 
-    monkeypatch.setattr(ph, "_MIN_FILES_PER_PROCESS", 4)
+    monkeypatch.setattr(ph, "_MIN_FILES_FOR_POOL", 4)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     paths = [*synthetic_files, bad, *synthetic_files[:3]]
@@ -133,7 +133,7 @@ def test_a_broken_worker_pool_falls_back_to_this_process(monkeypatch, synthetic_
         def map(self, *args, **kwargs):
             raise BrokenProcessPool("a worker was killed")
 
-    monkeypatch.setattr(ph, "_MIN_FILES_PER_PROCESS", 1)
+    monkeypatch.setattr(ph, "_MIN_FILES_FOR_POOL", 1)
     monkeypatch.setitem(ph._POOLS, 2, Broken())
     assert [hash_to_hex(h) for h in phash_files(synthetic_files[:4], workers=2)] == reference(synthetic_files[:4])
     assert not isinstance(ph._POOLS.get(2), Broken)
