@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from portrait_builder.errors import UserError
-from portrait_builder.release.verify import load_release
+from portrait_builder.release import load_release
 
 CAMERA_MODES = ("group", "video")
 Item = tuple[str, int, int]
@@ -33,12 +33,16 @@ class ReidSplits:
 
 
 def reid_splits(release_dir: str | Path, *, camera: str = "group") -> ReidSplits:
-    """Read a release into re-id lists. Train crops without identity are left out (a classifier needs
-    a pid); gallery crops without identity stay as distractors with pid 0; paths are absolute."""
+    """Read a release (or an unversioned folder, see ``load_release(require_manifest=False)``) into re-id
+    lists. Train crops without identity are left out (a classifier needs a pid); gallery crops without
+    identity stay as distractors with pid 0; paths are absolute."""
     if camera not in CAMERA_MODES:
         raise UserError(f"unknown camera mode {camera!r}; valid: {', '.join(CAMERA_MODES)}")
-    release = load_release(release_dir)
+    # Only the annotation contract is needed, so an unversioned folder (no manifest.json) is read too.
+    release = load_release(release_dir, require_manifest=False)
     df = release.annotations
+    if camera == "video" and "video_id" not in df.columns:
+        raise UserError(f"{release.root}: camera='video' needs a video_id column in annotations.parquet")
     root = release.root.resolve()
     if camera == "group":
         # Crops without a group get their own camid, so nothing else is discarded with them.

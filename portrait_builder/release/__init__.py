@@ -3,7 +3,8 @@
 Public API::
 
     write_release(project, version, out_dir, config=ReleaseConfig()) -> Path
-    load_release(dir) -> Release            # root, annotations, taxonomy, manifest
+    load_release(dir, *, require_manifest=True, verify=False) -> Release
+        # THE reader: root, annotations, taxonomy, manifest, version, subset(), path(); cheap checks only
     verify_release(dir) -> list[str]        # problems, one line each; [] = verified
     diff_releases(a, b) -> dict
     export_labels(project, out) -> int      # rows written (.csv or .parquet)
@@ -13,7 +14,8 @@ Public API::
 from portrait_builder.release.diff import diff_releases
 from portrait_builder.release.labels_io import LabelImportError, export_labels, import_labels
 from portrait_builder.release.naming import SUBSET_DIRS, parse_name
-from portrait_builder.release.verify import Release, load_release, split_problems, verify_release
+from portrait_builder.release.reader import Release, load_release
+from portrait_builder.release.verify import split_problems, verify_release
 from portrait_builder.release.writer import ReleaseConfig, write_release
 
 __all__ = [

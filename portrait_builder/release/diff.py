@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from portrait_builder.release.reader import load_release
 from portrait_builder.release.records import attribute_columns
-from portrait_builder.release.verify import load_release
 
 
 def _norm(value):

@@ -1,63 +1,20 @@
-"""Open and verify a release folder: checksums, schemas, naming and the split's invariants."""
+"""Verify a release folder: checksums, schemas, naming and the split's invariants (reading is in ``reader``)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import manifest as mf
 from portrait_builder.release import naming, records
+from portrait_builder.release.reader import read_annotations
 from portrait_builder.taxonomy import Taxonomy, load_taxonomy
 
 JSON_SCHEMA_SAMPLE_ROWS = 2000  # rows checked one by one with jsonschema; every row gets the vectorised checks
 MAX_LISTED = 20  # problems of one kind listed before "... and N more"
-
-
-@dataclass(frozen=True)
-class Release:
-    """A release as the baseline and the integrations read it."""
-
-    root: Path
-    annotations: pd.DataFrame  # annotations.parquet; multi-label cells are Python lists (or None)
-    taxonomy: Taxonomy
-    manifest: dict
-
-    @property
-    def version(self) -> str:
-        return self.manifest["version"]
-
-    def path(self, file: str) -> Path:
-        return self.root / file
-
-
-def read_annotations(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
-    df = pq.read_table(path).to_pandas()
-    for col in ("identity", "group"):
-        if col in df.columns:
-            df[col] = df[col].astype("Int64")
-    for attr in taxonomy.attributes:
-        if attr.multilabel and attr.name in df.columns:
-            df[attr.name] = [None if v is None else list(v) for v in df[attr.name].tolist()]
-    return df
-
-
-def load_release(root: str | Path) -> Release:
-    """Open a release folder written by :func:`write_release` (no verification; see :func:`verify_release`)."""
-    root = Path(root)
-    manifest_path = root / mf.MANIFEST_NAME
-    if not manifest_path.is_file():
-        raise UserError(f"{root} is not a release (no {mf.MANIFEST_NAME})")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{manifest_path} is not valid JSON: {exc.msg}") from None
-    taxonomy = load_taxonomy(root / "taxonomy.yaml")
-    return Release(root, read_annotations(root / "annotations.parquet", taxonomy), taxonomy, manifest)
 
 
 def _listed(kind: str, items: list[str]) -> list[str]:

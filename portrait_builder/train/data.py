@@ -1,7 +1,7 @@
-"""Reading a dataset release for training and evaluation, and turning its labels into targets.
+"""Turning a release's annotation rows into training targets, and its crops into a dataset.
 
-Reads only the release contract: ``annotations.parquet`` (one row per crop: file, subset, identity,
-group, one column per attribute) and ``taxonomy.yaml``. "unsure" and null both mean "no label".
+Releases are read by :func:`portrait_builder.release.load_release` (the one reader); the tables here
+are its ``annotations`` (or ``subset(...)``) frames. "unsure" and null both mean "no label".
 """
 
 from __future__ import annotations
@@ -16,45 +16,9 @@ import torch
 from torch.utils.data import Dataset
 
 from portrait_builder.errors import UserError
-from portrait_builder.taxonomy import Taxonomy, load_taxonomy
+from portrait_builder.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
-
-REQUIRED_COLUMNS = ("crop_id", "file", "subset", "identity", "group")
-SUBSETS = ("train", "query", "gallery")
-
-
-@dataclass(frozen=True)
-class Release:
-    root: Path
-    table: pd.DataFrame
-    taxonomy: Taxonomy
-
-    def subset(self, *names: str) -> pd.DataFrame:
-        return self.table[self.table["subset"].isin(names)].reset_index(drop=True)
-
-
-def read_release(path: str | Path) -> Release:
-    """Read a release folder (annotations.parquet + taxonomy.yaml) as a table and its taxonomy."""
-    root = Path(path)
-    parquet = root / "annotations.parquet"
-    if not parquet.is_file():
-        raise UserError(f"not a release folder (no annotations.parquet): {root}")
-    taxonomy_path = root / "taxonomy.yaml"
-    taxonomy = load_taxonomy(taxonomy_path if taxonomy_path.is_file() else None)
-    table = pd.read_parquet(parquet)
-    missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
-    if missing:
-        raise UserError(f"{parquet} lacks column(s) {', '.join(missing)}")
-    bad = sorted(set(table["subset"].unique()) - set(SUBSETS))
-    if bad:
-        raise UserError(f"{parquet}: unknown subset value(s) {bad}; valid: {', '.join(SUBSETS)}")
-    for attr in taxonomy.attributes:
-        if attr.kind != "identity" and attr.name not in table.columns:
-            log.warning("release %s has no %s column; treating it as unlabelled", root, attr.name)
-            table[attr.name] = None
-    return Release(root=root, table=table, taxonomy=taxonomy)
-
 
 @dataclass(frozen=True)
 class Task:

@@ -28,9 +28,10 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from portrait_builder.errors import UserError
+from portrait_builder.release import load_release
 from portrait_builder.train.augment import TrainAugment
 from portrait_builder.train.config import TrainConfig
-from portrait_builder.train.data import CropDataset, Task, build_tasks, encode_targets, identity_array, read_release
+from portrait_builder.train.data import CropDataset, Task, build_tasks, encode_targets, identity_array
 from portrait_builder.train.losses import MultiTaskLoss
 from portrait_builder.train.model import PortraitNet
 from portrait_builder.train.samplers import create_sampler
@@ -137,10 +138,11 @@ def train(
     if last.exists() and not resume:
         raise UserError(f"{last} exists: pass --resume to continue that run, or choose another --out")
 
-    release = read_release(release_dir)
+    release = load_release(release_dir, require_manifest=False)
     table = release.subset("train")
     if table.empty:
         raise UserError(f"release {release.root} has no train crops")
+    log.info("release %s (%s): %d train crops", release.root, release.version or "unversioned", len(table))
     tasks = build_tasks(release.taxonomy, table["identity"])
     targets = encode_targets(table, tasks)
 

@@ -17,8 +17,9 @@ from torch.utils.data import DataLoader
 
 from portrait_builder.errors import UserError
 from portrait_builder.evaluate import macro_f1, piq, reid_metrics_from_features
+from portrait_builder.release import load_release
 from portrait_builder.train.augment import Normalize
-from portrait_builder.train.data import CropDataset, encode_targets, group_array, identity_array, read_release
+from portrait_builder.train.data import CropDataset, encode_targets, group_array, identity_array
 from portrait_builder.train.engine import load_checkpoint, model_from_checkpoint
 
 
@@ -64,7 +65,7 @@ def evaluate(
     ckpt = load_checkpoint(checkpoint)
     model, config, tasks = model_from_checkpoint(ckpt)
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    release = read_release(release_dir)
+    release = load_release(release_dir, require_manifest=False)
     test = release.subset("query", "gallery")
     if test.empty:
         raise UserError(f"release {release.root} has no query or gallery crops")

@@ -4,6 +4,7 @@ name registries that refuse duplicates, classes instantiated by name with keywor
 
 import sys
 import types
+from pathlib import Path
 
 import pytest
 
@@ -128,3 +129,26 @@ def test_missing_packages_say_so(release, monkeypatch):
         register_torchreid(release)
     with pytest.raises(UserError, match="fast-reid is not installed"):
         register_fastreid(release)
+
+
+def test_reid_splits_read_an_unversioned_folder(release, tmp_path):
+    """The loaders need only the annotation contract, so a folder without manifest.json reads the same
+    (paths differ only by the root); camera='video' needs the video_id column."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    bare = shutil.copytree(release, tmp_path / "bare")
+    (bare / "manifest.json").unlink()
+    with pytest.raises(UserError, match="no manifest.json"):
+        load_release(bare)
+
+    def rel(items, root):
+        return [(str(Path(p).relative_to(root.resolve())), pid, cam) for p, pid, cam in items]
+
+    a, b = reid_splits(release), reid_splits(bare)
+    for name in ("train", "query", "gallery"):
+        assert rel(getattr(a, name), release) == rel(getattr(b, name), bare)
+    pq.write_table(pq.read_table(bare / "annotations.parquet").drop_columns(["video_id"]), bare / "annotations.parquet")
+    with pytest.raises(UserError, match="needs a video_id column"):
+        reid_splits(bare, camera="video")
