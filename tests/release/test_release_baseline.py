@@ -7,7 +7,7 @@ import json
 
 import pytest
 import torch
-from conftest import build_project
+from release_project import build_project
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import ReleaseConfig, load_release, write_release

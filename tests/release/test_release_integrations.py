@@ -68,7 +68,7 @@ def fastreid_standin(monkeypatch):
 @pytest.fixture
 def release(tmp_path):
     """SQLite only: the loaders read a release folder, the store backend does not matter here."""
-    from conftest import build_project
+    from release_project import build_project
 
     from portrait_builder.store import Project
 

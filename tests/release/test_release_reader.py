@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import build_project
+from release_project import build_project
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import ReleaseConfig, load_release, write_release

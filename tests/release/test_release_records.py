@@ -2,7 +2,7 @@
 
 import pandas as pd
 import pytest
-from conftest import TRACKS, frame_equivalent
+from release_project import TRACKS, frame_equivalent
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import naming, records

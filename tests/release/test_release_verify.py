@@ -4,7 +4,7 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-from conftest import build_project
+from release_project import build_project
 
 from portrait_builder.cli import main
 from portrait_builder.release import ReleaseConfig, diff_releases, load_release, verify_release, write_release

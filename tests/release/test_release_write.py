@@ -8,7 +8,7 @@ import jsonschema
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import TRACKS, build_project
+from release_project import TRACKS, build_project
 from sqlalchemy import select
 
 from portrait_builder.cli import main
