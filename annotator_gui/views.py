@@ -7,6 +7,8 @@ keep the "which crop is on screen" history for the arrow keys.
 
 from __future__ import annotations
 
+from collections import OrderedDict
+
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QIcon, QKeyEvent, QPainter, QPixmap
 from PySide6.QtWidgets import (
@@ -30,6 +32,7 @@ EXEMPLAR = QSize(64, 128)
 STRIP = QSize(40, 80)
 MAX_EXEMPLARS = 48
 STRIP_CROPS = 16
+DIMMED_CACHE = 256  # dimmed strip images kept: the strip shifts by one crop per click, so most repeat
 PREFETCH = 12
 LABELLED_OPACITY = 0.35  # strip crops that already have a label: dimmed, with a check mark
 STRIP_STYLE = (
@@ -65,6 +68,17 @@ class CropImage(QLabel):
             self.setText("queue empty")
         else:
             self.setPixmap(cache.pixmap(path, self.size()))
+
+
+def _init_properties(widget: QWidget, **values) -> None:
+    """Give dynamic properties a value at creation.
+
+    PySide6 6.12 on Python 3.11 returns an *unset* property as ``None`` without taking a reference:
+    every such ``property()`` call leaks one reference to None, and after a few thousand the
+    interpreter aborts ("deallocating None"). Reading only properties that were set avoids it.
+    """
+    for name, value in values.items():
+        widget.setProperty(name, value)
 
 
 def _labelled_pixmap(pixmap: QPixmap) -> QPixmap:
@@ -211,6 +225,7 @@ class IdentityView(LabelView):
         self.whole_track.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.whole_track.setChecked(True)
         self.strip_buttons: list[QToolButton] = []
+        self._dimmed: OrderedDict[str, QPixmap] = OrderedDict()
         strip_box = QWidget()
         self.strip_layout = QHBoxLayout(strip_box)
         self.strip_layout.setContentsMargins(0, 0, 0, 0)
@@ -303,6 +318,7 @@ class IdentityView(LabelView):
             b.setIconSize(EXEMPLAR)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.setFixedSize(EXEMPLAR.width() + 64, EXEMPLAR.height() + 44)  # fixed: new text never relayouts the grid
+            _init_properties(b, image="")
             index = len(self.exemplar_buttons)
             b.clicked.connect(lambda _=False, i=index: self.pick_exemplar(i))
             self.grid.addWidget(b, index // cols, index % cols)
@@ -332,6 +348,7 @@ class IdentityView(LabelView):
             b.setIconSize(STRIP)
             b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
             b.setStyleSheet(STRIP_STYLE)
+            _init_properties(b, image="", labelled=False)
             self.strip_layout.insertWidget(len(self.strip_buttons), b)
             self.strip_buttons.append(b)
         for i, b in enumerate(self.strip_buttons):
@@ -341,10 +358,9 @@ class IdentityView(LabelView):
             tc = self.strip[i]
             key = f"{tc.image_path}|{tc.labelled}"
             if b.property("image") != key:
-                pixmap = self.cache.pixmap(tc.image_path, STRIP)
-                b.setIcon(QIcon(_labelled_pixmap(pixmap) if tc.labelled else pixmap))
+                b.setIcon(QIcon(self._dimmed_pixmap(tc.image_path) if tc.labelled else self.cache.pixmap(tc.image_path, STRIP)))
                 b.setProperty("image", key)
-            if bool(b.property("labelled")) != tc.labelled:
+            if b.property("labelled") != tc.labelled:
                 b.setProperty("labelled", tc.labelled)
                 b.style().unpolish(b)  # the dashed border of labelled crops is a property selector
                 b.style().polish(b)
@@ -360,6 +376,16 @@ class IdentityView(LabelView):
             if b.isHidden():
                 b.show()
         self.cache.prefetch(tc.image_path for tc in self.strip)
+
+    def _dimmed_pixmap(self, path) -> QPixmap:
+        key = str(path)
+        pixmap = self._dimmed.get(key)
+        if pixmap is None:
+            pixmap = self._dimmed[key] = _labelled_pixmap(self.cache.pixmap(path, STRIP))
+            while len(self._dimmed) > DIMMED_CACHE:
+                self._dimmed.popitem(last=False)
+        self._dimmed.move_to_end(key)
+        return pixmap
 
     # -- actions -------------------------------------------------------------------------------
     def targets(self) -> list[int]:

@@ -7,7 +7,9 @@ then drives the real widgets offscreen:
 
 * attribute view (age): one value click -> set_label commit -> next leased crop -> its image painted;
 * identity view: one exemplar click -> identity+gender commit -> next crop, its exemplar grid ordered
-  by embedding similarity and its track strip -> painted.
+  by embedding similarity and its track strip -> painted. Crops are labelled in id order (whole-track
+  labelling off), so from a track's second crop on the strip holds labelled crops too (drawn dimmed
+  with a check mark, their names looked up): the strip's full cost is in the p95.
 
 The same widget is then driven with a naive next-item (the whole crops and current_labels tables
 read per click, image decoded on the UI thread: what a first version would do) and the script prints

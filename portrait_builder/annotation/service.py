@@ -734,8 +734,10 @@ class AnnotationService:
         if value.isdigit():
             ident = int(value)
             return names.get(ident) or f"ID {ident}"
-        known = {v.name: v.label for v in self.taxonomy.attribute(ident_attr).values}
-        return known.get(value, value)
+        for v in self.taxonomy.attribute(ident_attr).values:  # two values (unknown, unsure)
+            if v.name == value:
+                return v.label
+        return value
 
     def _track_crops(self, s: Session, crop_id: int, limit: int, unlabelled_only: bool) -> list[TrackCrop]:
         ident_attr = self._identity_attr()
