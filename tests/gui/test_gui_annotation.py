@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from PySide6.QtCore import Qt
 from sqlalchemy import func, select
 
@@ -211,21 +209,18 @@ def test_identity_strip_shows_labelled_crops_unticked_and_relabels_on_purpose(gu
         assert labels_of(project, c) == {}
 
 
-def test_many_void_qt_calls_do_not_abort_the_interpreter(tmp_path):
-    # PySide6 6.12 on Python 3.11 drops a reference to None per void call; without annotator_gui's
-    # pin the child aborts ("deallocating None") long before the loop ends.
-    import subprocess
+def test_void_qt_calls_keep_none_alive(qtbot):
+    """PySide6 6.12.0 on Python 3.11 drops a reference to None on every void call, so a long session
+    aborts ("deallocating None"); setup.cfg excludes it. Count None's references around 2,000 calls
+    (constant on 3.12+, where None is immortal; a leaking binding loses about 2,000)."""
     import sys
 
-    code = (
-        "import sys\n"
-        "from PySide6.QtWidgets import QApplication, QToolButton\n"
-        "app = QApplication([]); b = QToolButton()\n"
-        "calls = 3 * sys.getrefcount(None) + 1000  # read before the pin\n"
-        "import annotator_gui\n"
-        "for _ in range(calls): b.setToolTip('x')\n"
-        "print('survived', annotator_gui.NONE_PINNED)\n"
-    )
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    assert out.returncode == 0 and "survived" in out.stdout, out.stderr[-2000:]
+    from PySide6.QtWidgets import QToolButton
+
+    b = QToolButton()
+    qtbot.addWidget(b)
+    before = sys.getrefcount(None)
+    for _ in range(2000):
+        b.setToolTip("x")
+        b.setChecked(False)
+    assert abs(sys.getrefcount(None) - before) < 100
