@@ -181,10 +181,13 @@ def test_cli_executor_flags(tmp_path, clips, capsys):
 @pytest.mark.parametrize(("address", "needle"), [("127.0.0.1:9", "cannot connect to the Ray cluster at 127.0.0.1:9"),
                                                  ("ray://127.0.0.1:9", "cannot connect to the Ray cluster"),
                                                  ("headnode", "bad Ray address 'headnode'")])
-def test_unreachable_ray_address_fails_at_once(tmp_path, clips, capsys, address, needle):
+def test_unreachable_ray_address_fails_at_once(tmp_path, clips, capsys, monkeypatch, address, needle):
     """Ray itself retries an unreachable head for minutes; we fail with one line before registering anything."""
     from portrait_builder.cli import main
 
+    # as in a fresh `portrait` process, whatever Ray instance an earlier test of this module left running
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(ray, "init", lambda *a, **k: pytest.fail("ray.init reached with an unreachable address"))
     Project.init(tmp_path / "p").close()
     code = main(["ingest", str(tmp_path / "p"), str(clips[0]), "--executor", "ray", "--ray-address", address,
                  "--no-progress"])
