@@ -13,6 +13,7 @@ When WORLD_SIZE > 1 every rank draws the same global batch and trains on its sha
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -143,6 +144,9 @@ def train(
     if table.empty:
         raise UserError(f"release {release.root} has no train crops")
     log.info("release %s (%s): %d train crops", release.root, release.version or "unversioned", len(table))
+    # which data the weights saw: recorded in every checkpoint (None for an unversioned folder)
+    manifest_file = release.root / "manifest.json"
+    manifest_sha = hashlib.sha256(manifest_file.read_bytes()).hexdigest() if release.manifest else None
     tasks = build_tasks(release.taxonomy, table["identity"])
     targets = encode_targets(table, tasks)
 
@@ -176,6 +180,10 @@ def train(
             scaler.load_state_dict(ckpt["scaler"])
         start_epoch = int(ckpt["epoch"])
         history = list(ckpt["history"])
+        if ckpt.get("release_manifest_sha256") != manifest_sha:
+            # same tasks and identities (checked above), different bytes: say so, the run mixes data
+            log.warning("resuming %s on a different release (%s) than it started on (%s)", last,
+                        release.version or "unversioned", ckpt.get("release_version") or "unversioned")
         log.info("resuming %s after epoch %d", last, start_epoch)
     if world > 1:
         if dev.type == "cuda":
@@ -243,6 +251,8 @@ def train(
                 "scaler": scaler.state_dict() if use_amp else {},
                 "history": history,
                 "release": str(release.root),
+                "release_version": release.version,
+                "release_manifest_sha256": manifest_sha,
             }
             _atomic_save(ckpt, last)
             tmp = out / "history.json.tmp"

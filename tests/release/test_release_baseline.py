@@ -38,6 +38,11 @@ def test_baseline_trains_and_evaluates_from_a_written_release(release, trained):
     result = trained
     ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == 1 and len(result.history) == 1
+    # the checkpoint says which data it saw
+    import hashlib
+
+    assert ckpt["release_version"] == "1.0.0"
+    assert ckpt["release_manifest_sha256"] == hashlib.sha256((release / "manifest.json").read_bytes()).hexdigest()
     # The identity task's classes are the release's train pids; every taxonomy attribute is a task.
     train_pids = sorted(int(p) for p in rel.subset("train")["identity"].dropna())
     tasks = {t["name"]: t for t in ckpt["tasks"]}
