@@ -24,10 +24,13 @@ import logging
 import math
 import multiprocessing as mp
 import os
+import signal
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from functools import lru_cache
+from multiprocessing import forkserver
 
 import numpy as np
 import scipy.fftpack
@@ -355,11 +358,14 @@ def _hash_chunk(paths: Sequence[str]) -> tuple[np.ndarray, list[int]]:
 
 
 # Below this many files, hashing in this process is faster than handing the work out.
-_MIN_FILES_FOR_POOL = 1024
+MIN_FILES_FOR_POOL = 1024
 _POOLS: dict[int, ProcessPoolExecutor] = {}
 
 
 def _init_worker() -> None:
+    # Ctrl-C reaches the whole process group: the caller handles it (one line, resumable), and the
+    # workers would otherwise each print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One worker per core already; BLAS or OpenCV threads on top of them only contend.
     if threadpool_limits is not None:
         threadpool_limits(1, user_api="blas")
@@ -379,8 +385,33 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     if pool is None:
         ctx = mp.get_context("forkserver")
         ctx.set_forkserver_preload([__name__])
-        pool = _POOLS[workers] = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+        # Only the caller handles Ctrl-C (one line, resumable). The server starts with SIGINT ignored and
+        # passes that on to every worker it forks; a Ctrl-C while the workers start waits until they are
+        # up, since a caller exiting under a starting worker makes the worker print a traceback.
+        with _sigint(deferred=True):
+            with _sigint(deferred=False):
+                forkserver.ensure_running()
+            pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker)
+            for started in [pool.submit(os.getpid) for _ in range(workers)]:
+                started.result()
+        _POOLS[workers] = pool
     return pool
+
+
+@contextlib.contextmanager
+def _sigint(deferred: bool):
+    """SIGINT ignored (``deferred=False``) or held back and raised at the end (``deferred=True``)."""
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+    caught = []
+    old = signal.signal(signal.SIGINT, (lambda *_: caught.append(True)) if deferred else signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def default_workers() -> int:
@@ -388,15 +419,19 @@ def default_workers() -> int:
 
 
 def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None = None, *,
-                        chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
-    """Like :func:`phash_files` but never raises: returns (uint64 hashes, bool mask of readable files)."""
+                        chunk: int = 256, pool: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Like :func:`phash_files` but never raises: returns (uint64 hashes, bool mask of readable files).
+
+    ``pool``: use the worker processes (True), hash here (False), or decide by the number of files
+    (None). A caller hashing a big job in small batches passes True for every batch.
+    """
     paths = [os.fspath(p) for p in paths]
     out = np.zeros(len(paths), dtype=np.uint64)
     ok = np.ones(len(paths), dtype=bool)
     if not paths:
         return out, ok
     workers = default_workers() if workers is None else max(1, workers)
-    if len(paths) < _MIN_FILES_FOR_POOL:
+    if not (len(paths) >= MIN_FILES_FOR_POOL if pool is None else pool):
         workers = 1
     else:  # every worker gets a share even when the batch is small for the machine
         chunk = min(chunk, max(16, math.ceil(len(paths) / workers)))

@@ -11,7 +11,7 @@ import pandas as pd
 from sqlalchemy import bindparam, select, update
 
 from portrait_builder.dedup.groups import DEFAULT_THRESHOLD, group_hashes
-from portrait_builder.dedup.phash import phash_files_checked, to_signed, to_unsigned
+from portrait_builder.dedup.phash import MIN_FILES_FOR_POOL, phash_files_checked, to_signed, to_unsigned
 from portrait_builder.errors import UserError
 from portrait_builder.store.models import Crop, Setting
 
@@ -50,7 +50,7 @@ def hash_project(project, progress: bool = True, batch: int = 2048, workers: int
     for start in range(0, len(todo), batch):
         part = todo[start : start + batch]
         paths = [root / p for _, p in part]
-        hashes, ok = phash_files_checked(paths, workers=workers)
+        hashes, ok = phash_files_checked(paths, workers=workers, pool=len(todo) >= MIN_FILES_FOR_POOL)
         signed = to_signed(hashes)
         rows = [{"cid": cid, "ph": int(signed[i])} for i, (cid, _) in enumerate(part) if ok[i]]
         missing += int((~ok).sum())

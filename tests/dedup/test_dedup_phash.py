@@ -113,7 +113,7 @@ def test_worker_processes_give_the_same_hashes_and_failures(monkeypatch, tmp_pat
     """Big inputs go to a process pool: same hashes as imagehash, bad files still reported in place."""
     from portrait_builder.dedup import phash as ph
 
-    monkeypatch.setattr(ph, "_MIN_FILES_FOR_POOL", 4)
+    monkeypatch.setattr(ph, "MIN_FILES_FOR_POOL", 4)
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     paths = [*synthetic_files, bad, *synthetic_files[:3]]
@@ -133,7 +133,37 @@ def test_a_broken_worker_pool_falls_back_to_this_process(monkeypatch, synthetic_
         def map(self, *args, **kwargs):
             raise BrokenProcessPool("a worker was killed")
 
-    monkeypatch.setattr(ph, "_MIN_FILES_FOR_POOL", 1)
+    monkeypatch.setattr(ph, "MIN_FILES_FOR_POOL", 1)
     monkeypatch.setitem(ph._POOLS, 2, Broken())
     assert [hash_to_hex(h) for h in phash_files(synthetic_files[:4], workers=2)] == reference(synthetic_files[:4])
     assert not isinstance(ph._POOLS.get(2), Broken)
+
+
+@pytest.mark.parametrize("delay", [0.3, 2.5])  # while the worker pool starts / while it hashes
+def test_ctrl_c_reaches_only_the_caller(tmp_path, synthetic_files, delay):
+    """Ctrl-C signals the whole process group: the caller gets KeyboardInterrupt (the CLI turns it into
+    one line), while the forkserver and the workers print nothing, even mid start-up."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    jpegs = [str(p) for p in synthetic_files if str(p).endswith(".jpg")]
+    script = (
+        "import sys\n"
+        "from portrait_builder.dedup import phash\n"
+        "paths = sys.argv[1:] * 4000\n"
+        "print('start', flush=True)\n"
+        "phash.phash_files(paths, workers=2)\n"
+        "print('finished', flush=True)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, *jpegs], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    assert proc.stdout.readline().strip() == "start"
+    time.sleep(delay)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert "finished" not in out, "the job ended before the signal: make it longer"
+    assert proc.returncode != 0
+    assert err.count("Traceback") == 1 and err.rstrip().endswith("KeyboardInterrupt"), err[-3000:]

@@ -109,3 +109,22 @@ def test_missing_crop_file_is_reported_and_left_empty(sample):
     assert report.missing_files == 1
     assert _stored(sample)[0].phash is None
     assert np.all([r.phash is not None for r in _stored(sample)[1:]])
+
+
+def test_a_big_job_in_small_batches_still_uses_the_worker_pool(sample, monkeypatch):
+    """The pool decision is made on the whole job, not per --batch (else --batch 512 runs on one core)."""
+    seen = []
+    real = dedup_store.phash_files_checked
+
+    def spy(*a, **kw):
+        seen.append(kw.get("pool"))
+        return real(*a, **kw)
+
+    monkeypatch.setattr(dedup_store, "phash_files_checked", spy)
+    monkeypatch.setattr(dedup_store, "MIN_FILES_FOR_POOL", 10)
+    report = hash_project(sample, progress=False, batch=7)
+    assert report.hashed == len(_stored(sample)) > 10
+    assert seen and all(seen)  # every small batch went to the pool
+    rows = _stored(sample)
+    stored = [f"{int(h):016x}" for h in to_unsigned([r.phash for r in rows])]
+    assert stored == [str(imagehash.phash(Image.open(sample.crop_root / r.path))) for r in rows]  # the reference
