@@ -378,7 +378,7 @@ def _process_pool(workers: int) -> ProcessPoolExecutor:
     """A long-lived pool per worker count: start-up (about 1 s of imports) is paid once per process.
 
     Processes, not threads: the decode releases the GIL but the per-image NumPy glue does not, and
-    two threads gave 1.2x over one where two processes give 1.9x (docs/benchmarks.md). The pool
+    two threads gave 1.2x over one where two processes give 1.8x (docs/benchmarks.md). The pool
     comes from a forkserver, so workers never inherit the caller's threads, locks or connections.
     """
     pool = _POOLS.get(workers)
@@ -438,9 +438,8 @@ def phash_files_checked(paths: Sequence[str | os.PathLike], workers: int | None 
     chunks = [(s, paths[s : s + chunk]) for s in range(0, len(paths), chunk)]
     results = None
     if workers > 1:
-        pool = _process_pool(workers)
         try:
-            parts = pool.map(_hash_chunk, [part for _, part in chunks])
+            parts = _process_pool(workers).map(_hash_chunk, [part for _, part in chunks])
             results = list(zip((s for s, _ in chunks), parts, strict=True))
         except BrokenProcessPool:  # a worker died (killed, out of memory): finish here instead
             log.warning("pHash worker pool broke; hashing in this process")
