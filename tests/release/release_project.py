@@ -163,3 +163,15 @@ def frame_equivalent(project, split: str = "default"):
     for col in ("phash", "phash_group", "identity"):
         df[col] = df[col].astype("Int64")
     return df
+
+
+def written_release(folder):
+    """A SQLite project built by :func:`build_project`, released as 1.0.0 (copies) into ``folder/rel``."""
+    from portrait_builder.release import ReleaseConfig, write_release
+    from portrait_builder.store import Project
+
+    project = Project.init(folder / "proj")
+    build_project(project)
+    out = write_release(project, "1.0.0", folder / "rel", ReleaseConfig(progress=False, link="copy"))
+    project.close()
+    return out

@@ -7,12 +7,11 @@ import json
 
 import pytest
 import torch
-from release_project import build_project
+from release_project import written_release
 
 from portrait_builder.errors import UserError
-from portrait_builder.release import ReleaseConfig, load_release, write_release
+from portrait_builder.release import load_release
 from portrait_builder.release.manifest import dumps
-from portrait_builder.store import Project
 from portrait_builder.train import evaluate, load_config, train
 
 pytestmark = pytest.mark.slow  # one tiny CPU epoch plus an evaluation: ~10-30 s on 2 shared cores
@@ -20,12 +19,7 @@ pytestmark = pytest.mark.slow  # one tiny CPU epoch plus an evaluation: ~10-30 s
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("baseline")
-    project = Project.init(tmp / "proj")
-    build_project(project)
-    out = write_release(project, "1.0.0", tmp / "rel", ReleaseConfig(progress=False, link="copy"))
-    project.close()
-    return out
+    return written_release(tmp_path_factory.mktemp("baseline"))
 
 
 @pytest.fixture(scope="module")

@@ -9,23 +9,17 @@ import shutil
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from release_project import build_project
+from release_project import written_release
 
 from portrait_builder.errors import UserError
-from portrait_builder.release import ReleaseConfig, load_release, write_release
+from portrait_builder.release import load_release
 from portrait_builder.release.manifest import dumps
-from portrait_builder.store import Project
 
 
 @pytest.fixture(scope="module")
 def release(tmp_path_factory):
     """SQLite only: reading a release does not depend on the store backend."""
-    tmp = tmp_path_factory.mktemp("reader")
-    project = Project.init(tmp / "proj")
-    build_project(project)
-    out = write_release(project, "1.0.0", tmp / "rel", ReleaseConfig(progress=False, link="copy"))
-    project.close()
-    return out
+    return written_release(tmp_path_factory.mktemp("reader"))
 
 
 @pytest.fixture
