@@ -104,6 +104,8 @@ def _verify(root: str, progress: bool) -> int:
 
     if not Path(root).is_dir():
         raise UserError(f"no release folder at {root}")
+    if not (Path(root) / "manifest.json").is_file():
+        raise UserError(f"{root} is not a release (no manifest.json)")
 
     problems = verify_release(root, progress=progress)
     for line in problems:

@@ -82,6 +82,7 @@ def test_missing_project(tmp_path):
 
 def test_verify_of_a_missing_release_folder(tmp_path):
     _one_line_error(*run("release", "verify", tmp_path / "nope"), "no release folder at")
+    _one_line_error(*run("release", "verify", tmp_path), "is not a release (no manifest.json)")
 
 
 def test_unreachable_database_url(tmp_path):
