@@ -33,12 +33,11 @@ from pathlib import Path
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np  # noqa: E402
-from bigstore import BigStoreSpec  # noqa: E402
+from bigstore import BigStoreSpec, naive_next_item  # noqa: E402
 from bigstore import build as build_store  # noqa: E402
-from sqlalchemy import select  # noqa: E402
 
 from portrait_builder.annotation import AnnotationService, add_annotator  # noqa: E402
-from portrait_builder.store import Crop, CurrentLabel, Project  # noqa: E402
+from portrait_builder.store import Project  # noqa: E402
 
 VIDEOS = 50
 TRACK_LEN = 25
@@ -58,18 +57,6 @@ def build(root: Path, n_crops: int, seed: int = 0) -> tuple[Project, dict]:
     add_annotator(project, "seed", "maintainer")
     prelabelled = project.status()["attributes"]["age"]["labelled"]
     return project, {"crops": info.crops, "tracks": info.tracks, "build_s": info.seconds, "prelabelled": prelabelled}
-
-
-def naive_next_item(service: AnnotationService):
-    """What a first version does: read every crop id and every current label of the queue per click."""
-    with service.project.session() as s:
-        all_ids = list(s.scalars(select(Crop.id)))
-        done = set(s.scalars(select(CurrentLabel.crop_id).where(CurrentLabel.attribute == service.attribute,
-                                                                 CurrentLabel.value.is_not(None))))
-    for c in all_ids:
-        if c not in done:
-            return service.get_item(c)
-    return None
 
 
 def drive(window, click, n: int, *, naive: bool = False) -> np.ndarray:

@@ -38,7 +38,7 @@ from pathlib import Path
 import imagehash
 import numpy as np
 from PIL import Image
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from tqdm import tqdm
 
 from portrait_builder.annotation.sample import color_embedding, mot_tracks, rendered_tracks
@@ -337,3 +337,18 @@ def build(root: str | Path, spec: BigStoreSpec = BigStoreSpec(), *, db_url: str 
     info = BuildInfo(crops=n, tracks=T, identities=len(idents), labels=len(labels), current_labels=len(current),
                      seconds=time.perf_counter() - t_start, phases=phases)
     return project, info
+
+
+def naive_next_item(service):
+    """The baseline both annotation benchmarks time against: a first version of "next crop" that reads
+    every crop id and every current label of the queue per click."""
+    from portrait_builder.store import Crop, CurrentLabel
+
+    with service.project.session() as s:
+        all_ids = list(s.scalars(select(Crop.id).order_by(Crop.id)))
+        done = set(s.scalars(select(CurrentLabel.crop_id).where(CurrentLabel.attribute == service.attribute,
+                                                                 CurrentLabel.value.is_not(None))))
+    for c in all_ids:
+        if c not in done:
+            return service.get_item(c)
+    return None

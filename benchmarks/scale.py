@@ -32,28 +32,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bigstore import BigStoreSpec, build
+from bigstore import BigStoreSpec, build, naive_next_item
 from sqlalchemy import func, select
 
 from portrait_builder.annotation import AnnotationService, add_annotator
 from portrait_builder.release import ReleaseConfig, load_release, write_release
 from portrait_builder.split import SplitConfig, split_project
 from portrait_builder.stats import dataset_stats, project_frame, write_stats
-from portrait_builder.store import Crop, CurrentLabel, Label, Project
+from portrait_builder.store import Crop, Label, Project
 
 ATTRIBUTE = "age"
-
-
-def naive_next_item(service: AnnotationService):
-    """A first version: read every crop id and every current label of the queue per click."""
-    with service.project.session() as s:
-        all_ids = list(s.scalars(select(Crop.id).order_by(Crop.id)))
-        done = set(s.scalars(select(CurrentLabel.crop_id).where(CurrentLabel.attribute == service.attribute,
-                                                                 CurrentLabel.value.is_not(None))))
-    for c in all_ids:
-        if c not in done:
-            return service.get_item(c)
-    return None
 
 
 def naive_status_counts(project: Project) -> dict[str, int]:
