@@ -6,11 +6,12 @@ Public API: :func:`lts`, :func:`gini`, :func:`imbalance_factor`, :func:`project_
 """
 
 from portrait_builder.stats.frame import FRAME_COLUMNS, project_frame
-from portrait_builder.stats.metrics import gini, imbalance_factor, lts
+from portrait_builder.stats.metrics import LTS_VARIANTS, gini, imbalance_factor, lts
 from portrait_builder.stats.tables import STATS_SUBSETS, attribute_counts, dataset_stats, format_table, write_stats
 
 __all__ = [
     "FRAME_COLUMNS",
+    "LTS_VARIANTS",
     "STATS_SUBSETS",
     "attribute_counts",
     "dataset_stats",

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 STATS_SUBSETS = ("train", "query", "gallery", "all")
 
 
-def _summary(classes: list[str], counts: list[int], k: float) -> dict:
+def _summary(classes: list[str], counts: list[int], k: float, *, interpolated: bool) -> dict:
+    """``lts`` is the paper's LTS_k; ``lts_interpolated`` (attributes only, else None) the variant that
+    stays in [0, 1] with a handful of classes, where the paper's whole-class count is coarse."""
     arr = np.asarray(counts, dtype=np.int64)
     def clean(v: float):
         return None if v != v else round(float(v), 6)  # NaN -> null in JSON
@@ -25,6 +27,7 @@ def _summary(classes: list[str], counts: list[int], k: float) -> dict:
         "classes": len(classes),
         "samples": int(arr.sum()),
         "lts": clean(lts(arr, k)) if len(arr) else None,
+        "lts_interpolated": clean(lts(arr, k, variant="interpolated")) if len(arr) and interpolated else None,
         "gini": clean(gini(arr)) if len(arr) else None,
         "imbalance": clean(imbalance_factor(arr)) if len(arr) else None,
         "counts": {c: int(n) for c, n in zip(classes, counts, strict=True)},
@@ -51,8 +54,9 @@ def dataset_stats(df: pd.DataFrame, taxonomy, k: float = 0.2) -> dict:
     ``identity``: over crops that have one, classes = identities present in the subset.
     Each other attribute: classes = its taxonomy values but 'unsure' (empty classes count as classes
     for LTS, as the paper's N is the number of classes), samples = crops labelled with a class
-    (multi-label: each listed value counts once). Each entry has classes, samples, lts, gini,
-    imbalance and counts.
+    (multi-label: each listed value counts once). Each entry has classes, samples, lts (the paper's
+    LTS_k), lts_interpolated (attributes; None for identity, whose hundreds of classes make the two
+    agree within 1 / (k N)), gini, imbalance and counts.
     """
     out: dict = {"k": k, "subsets": {}}
     for name in STATS_SUBSETS:
@@ -61,14 +65,14 @@ def dataset_stats(df: pd.DataFrame, taxonomy, k: float = 0.2) -> dict:
         ids = part["identity"].dropna()
         if len(ids):
             vc = ids.astype(np.int64).value_counts().sort_index()
-            entry["identity"] = _summary([str(i) for i in vc.index], vc.tolist(), k)
+            entry["identity"] = _summary([str(i) for i in vc.index], vc.tolist(), k, interpolated=False)
         else:
-            entry["identity"] = _summary([], [], k)
+            entry["identity"] = _summary([], [], k, interpolated=False)
         for attr in taxonomy.attributes:
             if attr.kind == "identity":
                 continue
             col = part[attr.name] if attr.name in part.columns else pd.Series([], dtype=object)
-            entry[attr.name] = _summary(list(attr.classes), attribute_counts(col, attr), k)
+            entry[attr.name] = _summary(list(attr.classes), attribute_counts(col, attr), k, interpolated=True)
         out["subsets"][name] = entry
     return out
 
@@ -78,15 +82,17 @@ def _fmt(v) -> str:
 
 
 def format_table(stats: dict, markdown: bool = False) -> str:
-    """Table-3-like text: one row per (task, subset) with classes, samples, LTS_k, Gini, imbalance."""
+    """Table-3-like text: one row per (task, subset) with classes, samples, LTS_k (the paper's), the
+    interpolated LTS_k (attributes; '-' for identity), Gini, imbalance."""
     k = stats["k"]
-    header = ["task", "subset", "classes", "samples", f"LTS_{k:g}", "Gini", "IF"]
+    header = ["task", "subset", "classes", "samples", f"LTS_{k:g}", f"LTS_{k:g} interp.", "Gini", "IF"]
     rows = []
     tasks = [t for t in next(iter(stats["subsets"].values())).keys() if t != "images"]
     for task in tasks:
         for subset, entry in stats["subsets"].items():
             e = entry[task]
-            rows.append([task, subset, str(e["classes"]), f"{e['samples']:,}", _fmt(e["lts"]), _fmt(e["gini"]),
+            rows.append([task, subset, str(e["classes"]), f"{e['samples']:,}", _fmt(e["lts"]),
+                         _fmt(e.get("lts_interpolated")), _fmt(e["gini"]),
                          "-" if e["imbalance"] is None else f"{e['imbalance']:.1f}"])
     if markdown:
         lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]
@@ -131,6 +137,8 @@ def write_stats(stats: dict, out_dir: str | Path) -> list[Path]:
                 ax.set_xticks([])
                 ax.set_xlabel(f"{len(labels)} classes, largest first", fontsize=8)
             lts_v = "-" if e["lts"] is None else f"{e['lts']:.3f}"
+            if e.get("lts_interpolated") is not None:
+                lts_v += f" (interp. {e['lts_interpolated']:.3f})"
             ax.set_title(f"{subset}: n={e['samples']:,}, LTS={lts_v}", fontsize=9)
         fig.suptitle(task)
         # Fixed margins instead of tight_layout: tight_layout draws the figure once more just to

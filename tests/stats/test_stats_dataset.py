@@ -65,6 +65,7 @@ def test_dataset_stats_counts_and_lts(released):
     ident = df["identity"].dropna().astype(int).value_counts()
     assert subsets["all"]["identity"]["samples"] == int(ident.sum())
     assert subsets["all"]["identity"]["lts"] == pytest.approx(lts(ident.to_numpy(), 0.2), abs=1e-6)
+    assert subsets["all"]["identity"]["lts_interpolated"] is None  # attributes only
     # single-label attribute: 'unsure' and missing excluded; every class listed, empty ones too
     age = subsets["all"]["age"]
     expected = df["age"].dropna()
@@ -73,12 +74,23 @@ def test_dataset_stats_counts_and_lts(released):
     assert set(age["counts"]) == set(project.taxonomy.attribute("age").classes)
     for cls, n in age["counts"].items():
         assert n == int(expected.get(cls, 0))
+    # both LTS columns, recomputed by hand from the counts: the paper's whole classes and the interpolated share
+    counts = sorted(age["counts"].values(), reverse=True)
+    need = 0.2 * sum(counts)
+    m = next(i for i in range(1, len(counts) + 1) if sum(counts[:i]) >= need - 1e-9)
+    n_k = (m - 1) + (need - sum(counts[: m - 1])) / counts[m - 1]
+    assert age["lts"] == pytest.approx(m / (0.2 * len(counts)), abs=1e-6)
+    assert age["lts_interpolated"] == pytest.approx(n_k / (0.2 * len(counts)), abs=1e-6)
     # multi-label: each listed value counts once
     expr = subsets["train"]["expression"]
     flat = [v for lst in df.loc[df["subset"] == "train", "expression"].dropna() for v in lst if v != "unsure"]
     assert expr["samples"] == len(flat)
     table = format_table(stats)
-    assert "LTS_0.2" in table and "expression" in table and "gallery" in table
+    assert "LTS_0.2" in table and "LTS_0.2 interp." in table and "expression" in table and "gallery" in table
+    age_row = next(line.split() for line in table.splitlines() if line.startswith("age ") and " all " in line)
+    assert age_row[4:6] == [f"{age['lts']:.3f}", f"{age['lts_interpolated']:.3f}"]
+    ident_row = next(line.split() for line in table.splitlines() if line.startswith("identity ") and " all " in line)
+    assert ident_row[5] == "-"
 
 
 def test_unsure_values_are_not_counted(project):
@@ -107,6 +119,11 @@ def test_write_stats_and_cli(released, tmp_path, capsys):
             assert im.format == "PNG" and im.size[0] > 400
     data = json.loads((tmp_path / "cli" / "stats.json").read_text())
     assert set(data["subsets"]) == {"train", "query", "gallery", "all"} and data["k"] == 0.3
+    gender = data["subsets"]["all"]["gender"]
+    assert gender["lts"] == pytest.approx(lts(list(gender["counts"].values()), 0.3), abs=1e-6)
+    assert gender["lts_interpolated"] == pytest.approx(
+        lts(list(gender["counts"].values()), 0.3, variant="interpolated"), abs=1e-6)
+    assert "LTS_0.3 interp." in out
     assert "| task |" in (tmp_path / "cli" / "stats.md").read_text()
     assert main(["stats", str(project.root), "--k", "2"]) == 2
     assert "--k must be between 0 and 1" in capsys.readouterr().err
