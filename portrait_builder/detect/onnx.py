@@ -15,25 +15,17 @@ Boxes are mapped back to source pixels (undo the letterbox), clipped, and non-ma
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from portrait_builder.common import file_digest
 from portrait_builder.detect.embed import EMBEDDING_DIM, stripe_embeddings
 from portrait_builder.detect.types import Detections
 from portrait_builder.errors import UserError
 
 LETTERBOX_FILL = 114
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def letterbox(frame: np.ndarray, size_hw: tuple[int, int]) -> tuple[np.ndarray, float]:
@@ -97,7 +89,7 @@ class ONNXDetector:
         self.score_threshold, self.nms_iou, self.person_class = float(score_threshold), float(nms_iou), int(person_class)
         self.batch_size = int(self._fixed_batch or batch_size)
         self.device = "cuda" if providers[0].startswith("CUDA") else "cpu"
-        self.fingerprint = sha256_file(path)
+        self.fingerprint = file_digest(path)
 
     def detect(self, frames: list[np.ndarray]) -> list[Detections]:
         results: list[Detections] = []

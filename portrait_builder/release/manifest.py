@@ -6,7 +6,6 @@ same store and configuration give a byte-identical ``manifest.json`` wherever th
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Iterable
@@ -15,19 +14,12 @@ from pathlib import Path
 import jsonschema
 from tqdm import tqdm
 
+from portrait_builder.common import file_digest
 from portrait_builder.resources import schemas_dir
 
 MANIFEST_NAME = "manifest.json"
 MANIFEST_SCHEMA_VERSION = 1
 _CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(_CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def release_files(root: Path) -> list[str]:
@@ -52,7 +44,7 @@ def checksums(root: Path, files: Iterable[str], *, progress: bool = False, desc:
         key = (st.st_dev, st.st_ino)
         digest = by_inode.get(key) if st.st_nlink > 1 else None
         if digest is None:
-            digest = sha256_file(path)
+            digest = file_digest(path)
             if st.st_nlink > 1:
                 by_inode[key] = digest
         out[rel] = digest

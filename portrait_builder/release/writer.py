@@ -25,6 +25,7 @@ from sqlalchemy import select
 from tqdm import tqdm
 
 from portrait_builder import __version__
+from portrait_builder.common import file_digest
 from portrait_builder.errors import UserError
 from portrait_builder.release import datasheet, manifest, records
 from portrait_builder.release.naming import SUBSET_DIRS
@@ -178,7 +179,7 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
     configuration = {
         "split": config.split,
         "k": config.k,
-        "taxonomy": {"name": taxonomy.name, "sha256": manifest.sha256_file(Path(taxonomy.source))},
+        "taxonomy": {"name": taxonomy.name, "sha256": file_digest(Path(taxonomy.source))},
         "store_settings": settings,
     }
     body = {

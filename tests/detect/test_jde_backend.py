@@ -9,13 +9,13 @@ import torch
 from torchvision.ops import nms
 
 from portrait_builder.boxes import cxcywh_to_xyxy
+from portrait_builder.common import file_digest
 from portrait_builder.detect.base import Detector
 from portrait_builder.detect.jde.backend import (
     CPU_GPU_BOX_ATOL_PX,
     CPU_GPU_EMB_COS_MIN,
     CPU_GPU_SCORE_ATOL,
     JDEDetector,
-    file_fingerprint,
 )
 from portrait_builder.detect.jde.letterbox import letterbox, unletterbox_boxes
 from portrait_builder.detect.jde.model import build_jde_net
@@ -67,7 +67,7 @@ def test_detect_equals_published_pipeline(weights):
     det = JDEDetector(weights=weights, device="cpu", size=None, conf_thres=0.55, nms_thres=0.4, batch_size=2)
     assert isinstance(det, Detector)
     assert (det.name, det.embedding_dim, det.batch_size, det.size) == ("jde", 16, 2, SIZE)
-    assert det.fingerprint == file_fingerprint(weights) and len(det.fingerprint) == 64
+    assert det.fingerprint == file_digest(weights) and len(det.fingerprint) == 64
     frames = _frames(3) + _frames(1, seed=1, shape=(300, 200, 3))  # batches of 2 + 2, two aspect ratios
     got = det.detect(frames)
     ref = published_pipeline(det.model, frames, 0.55, 0.4)

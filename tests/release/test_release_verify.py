@@ -7,8 +7,9 @@ import pyarrow.parquet as pq
 from release_project import build_project
 
 from portrait_builder.cli import main
+from portrait_builder.common import file_digest
 from portrait_builder.release import ReleaseConfig, diff_releases, load_release, verify_release, write_release
-from portrait_builder.release.manifest import dumps, sha256_file
+from portrait_builder.release.manifest import dumps
 from portrait_builder.release.records import arrow_schema
 from portrait_builder.store import Annotator, SplitAssignment, add_label
 
@@ -34,7 +35,7 @@ def _rewrite(out, df, taxonomy):
     pq.write_table(pa.Table.from_pandas(df, schema=arrow_schema(taxonomy), preserve_index=False),
                    out / "annotations.parquet")  # fmt: skip
     manifest = json.loads((out / "manifest.json").read_text())
-    manifest["files"]["annotations.parquet"] = sha256_file(out / "annotations.parquet")
+    manifest["files"]["annotations.parquet"] = file_digest(out / "annotations.parquet")
     (out / "manifest.json").write_bytes(dumps(manifest))
 
 

@@ -7,7 +7,6 @@ On CUDA the network runs under fp16 autocast in channels_last; on the CPU in fp3
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 from torchvision.ops import nms
 
+from portrait_builder.common import file_digest
 from portrait_builder.detect.jde.letterbox import letterbox, unletterbox_boxes
 from portrait_builder.detect.jde.model import STRIDES, JDENet, decode_confident, load_jde_checkpoint
 from portrait_builder.detect.types import Detections
@@ -28,14 +28,6 @@ CPU_GPU_BOX_ATOL_PX = 1.5
 CPU_GPU_SCORE_ATOL = 0.02
 CPU_GPU_EMB_COS_MIN = 0.99
 
-
-def file_fingerprint(path: str | Path) -> str:
-    """sha256 of the weights file (hex), so a project records exactly which weights made its crops."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def resolve_device(device: str) -> torch.device:
@@ -88,7 +80,7 @@ class JDEDetector:
         if self.device.type == "cuda":
             self.model = self.model.to(memory_format=torch.channels_last)
         self.embedding_dim = self.model.embedding_dim
-        self.fingerprint = file_fingerprint(self.weights)
+        self.fingerprint = file_digest(self.weights)  # which weights made the crops
         log.info("jde %s on %s (fp16=%s), weights %s", size, self.device, self.fp16, self.weights)
 
     @property

@@ -10,7 +10,6 @@ are exported (the ingest crops every few frames); NNNNNN is the 1-based frame nu
 from __future__ import annotations
 
 import logging
-import os
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import cv2
 from tqdm import tqdm
 
+from portrait_builder.common import atomic_write_bytes
 from portrait_builder.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -49,12 +49,6 @@ def label_lines(boxes: list[tuple[int, float, float, float, float]], width: int,
             f"0 {ident} {(x1 + x2) / 2 / width:.6f} {(y1 + y2) / 2 / height:.6f} {(x2 - x1) / width:.6f} {(y2 - y1) / height:.6f}"
         )
     return lines
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def _video_dir_name(video_id: int, title: str | None) -> str:
@@ -127,10 +121,10 @@ def export_mot(project_root: str | Path, out: str | Path, *, name: str = "portra
                 ok, jpg = cv2.imencode(".jpg", frame.image, [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
                 if not ok:
                     raise UserError(f"cannot encode frame {frame.index} of {src}")
-                _write_atomic(out / "images" / sub / f"{stem}.jpg", jpg.tobytes())
+                atomic_write_bytes(out / "images" / sub / f"{stem}.jpg", jpg.tobytes())
                 boxes = [(identity[c.track_id], c.x1, c.y1, c.x2, c.y2) for c in frames[frame.index]]
                 # the label file is written last: its presence marks the frame done (resume)
-                _write_atomic(out / "labels_with_ids" / sub / f"{stem}.txt", ("\n".join(label_lines(boxes, w, h)) + "\n").encode())
+                atomic_write_bytes(out / "labels_with_ids" / sub / f"{stem}.txt", ("\n".join(label_lines(boxes, w, h)) + "\n").encode())
                 bar.update(1)
             if reader.error:
                 log.warning("%s: %s", src, reader.error)
@@ -142,6 +136,6 @@ def export_mot(project_root: str | Path, out: str | Path, *, name: str = "portra
         n_frames += len(wanted)
         n_boxes += sum(len(v) for v in frames.values())
     listfile = out / f"{name}.train"
-    _write_atomic(listfile, ("\n".join(list_lines) + "\n").encode())
+    atomic_write_bytes(listfile, ("\n".join(list_lines) + "\n").encode())
     return {"videos": len([v for v in videos if v[0] in by_video]), "frames": n_frames, "boxes": n_boxes,
             "identities": len(identity), "list": str(listfile)}

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from portrait_builder.common import atomic_write
 from portrait_builder.detect.jde.letterbox import letterbox
 from portrait_builder.detect.jde.model import STRIDES, JDENet, build_jde_net, read_state_dict, resolve_arch, split_head
 from portrait_builder.errors import UserError
@@ -225,11 +225,6 @@ def jde_loss(model: JDENet, heads: list[torch.Tensor], targets: list[torch.Tenso
 # ----------------------------------------------------------------------------- training loop
 
 
-def _save_atomic(obj: dict, path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a crash never leaves a half-written checkpoint
-
 
 def _init_from(model: JDENet, weights: str | Path) -> None:
     """Fine-tuning: load every tensor but the classifier (its size depends on the dataset's identities)."""
@@ -315,10 +310,8 @@ def train(data: str | Path, out: str | Path, cfg: TrainConfig, init_weights: str
         means = {k: v / max(len(loader), 1) for k, v in sums.items()}
         history.append({"epoch": epoch, **means})
         log.info("epoch %d: %s", epoch, means)
-        _save_atomic(
-            {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "arch": cfg.size,
-             "embedding_dim": model.embedding_dim, "nID": dataset.nID},
-            last,
-        )
+        state = {"epoch": epoch, "model": model.state_dict(), "optimizer": opt.state_dict(), "arch": cfg.size,
+                 "embedding_dim": model.embedding_dim, "nID": dataset.nID}
+        atomic_write(last, lambda tmp, state=state: torch.save(state, tmp))  # never a half-written checkpoint
         (out / "history.json").write_text(json.dumps(history, indent=1))
     return last
