@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import manifest as mf
 from portrait_builder.release import records
+from portrait_builder.release.records import read_annotations
+from portrait_builder.release.verify import verify_release
 from portrait_builder.taxonomy import Taxonomy, load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -69,19 +70,6 @@ class Release:
         return df[df["subset"].isin(names)].reset_index(drop=True)
 
 
-def read_annotations(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
-    """annotations.parquet as a DataFrame: Int64 identity/group, multi-label cells as lists. Raises on
-    an unreadable file (callers decide whether that is a UserError or a verification problem)."""
-    df = pq.read_table(path).to_pandas()
-    for col in ("identity", "group"):
-        if col in df.columns:
-            df[col] = df[col].astype("Int64")
-    for attr in taxonomy.attributes:
-        if attr.multilabel and attr.name in df.columns:
-            df[attr.name] = [None if v is None else list(v) for v in df[attr.name].tolist()]
-    return df
-
-
 def _read_manifest(root: Path) -> dict:
     path = root / mf.MANIFEST_NAME
     try:
@@ -116,8 +104,6 @@ def load_release(
     if verify:
         if not has_manifest:
             raise UserError(f"cannot verify {root}: no {mf.MANIFEST_NAME}")
-        from portrait_builder.release.verify import verify_release  # verify imports this module
-
         problems = verify_release(root, progress=progress)
         if problems:
             more = f" (and {len(problems) - 1} more; run `portrait release verify {root}`)" if len(problems) > 1 else ""

@@ -11,10 +11,12 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import naming
@@ -353,3 +355,16 @@ def jsonl_lines(annotations: pd.DataFrame, taxonomy: Taxonomy) -> tuple[list[str
         for pair in qa_pairs(labels, taxonomy):
             qa.append(json.dumps({**base, **pair}, sort_keys=True))
     return captions, qa
+
+
+def read_annotations(path: Path, taxonomy: Taxonomy) -> pd.DataFrame:
+    """annotations.parquet as a DataFrame: Int64 identity/group, multi-label cells as lists. Raises on
+    an unreadable file (callers decide whether that is a UserError or a verification problem)."""
+    df = pq.read_table(path).to_pandas()
+    for col in ("identity", "group"):
+        if col in df.columns:
+            df[col] = df[col].astype("Int64")
+    for attr in taxonomy.attributes:
+        if attr.multilabel and attr.name in df.columns:
+            df[attr.name] = [None if v is None else list(v) for v in df[attr.name].tolist()]
+    return df

@@ -10,7 +10,7 @@ import pandas as pd
 from portrait_builder.errors import UserError
 from portrait_builder.release import manifest as mf
 from portrait_builder.release import naming, records
-from portrait_builder.release.reader import read_annotations
+from portrait_builder.release.records import read_annotations
 from portrait_builder.taxonomy import Taxonomy, load_taxonomy
 
 JSON_SCHEMA_SAMPLE_ROWS = 2000  # rows checked one by one with jsonschema; every row gets the vectorised checks
