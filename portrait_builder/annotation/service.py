@@ -24,6 +24,7 @@ from portrait_builder.errors import UserError
 from portrait_builder.store.labels import LabelRecord, add_label
 from portrait_builder.store.models import ROLES, Annotator, Crop, CurrentLabel, Identity, Label, Lease
 from portrait_builder.store.project import Project
+from portrait_builder.store.security import create_login
 from portrait_builder.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,8 @@ class AnnotatorInfo:
     name: str
     role: str
     attribute: str | None
+    db_login: str | None = None  # the person's PostgreSQL login (team stores)
+    disabled: bool = False
 
 
 @dataclass(frozen=True)
@@ -159,11 +162,23 @@ class KappaResult:
 
 # -- annotators ----------------------------------------------------------------------------------
 def _info(row: Annotator) -> AnnotatorInfo:
-    return AnnotatorInfo(row.id, row.name, row.role, row.attribute)
+    return AnnotatorInfo(row.id, row.name, row.role, row.attribute, row.db_login, row.disabled_at is not None)
 
 
-def add_annotator(project: Project, name: str, role: str = "annotator", attribute: str | None = None) -> AnnotatorInfo:
-    """Register an annotator. Plain annotators need an assigned attribute; reviewers and maintainers may have one."""
+def add_annotator(
+    project: Project,
+    name: str,
+    role: str = "annotator",
+    attribute: str | None = None,
+    *,
+    db_login: str | None = None,
+    password: str | None = None,
+) -> AnnotatorInfo:
+    """Register an annotator. Plain annotators need an assigned attribute; reviewers and maintainers may have one.
+
+    ``db_login`` (PostgreSQL stores): also create that person's login role (with ``password``; an
+    existing login is reused as it is) in the project's group role, in the same transaction.
+    """
     name = (name or "").strip()
     if not name:
         raise UserError("annotator name must not be empty")
@@ -179,11 +194,18 @@ def add_annotator(project: Project, name: str, role: str = "annotator", attribut
     def tx(s: Session) -> AnnotatorInfo:
         if s.scalar(select(Annotator.id).where(Annotator.name == name)) is not None:
             raise UserError(f"annotator {name!r} already exists")
-        row = Annotator(name=name, role=role, attribute=attribute)
+        row = Annotator(name=name, role=role, attribute=attribute, db_login=db_login)
         s.add(row)
         s.flush()
+        if db_login is not None:
+            create_login(s.connection(), db_login, role, password)
         return _info(row)
 
+    if db_login is not None:
+        from portrait_builder.annotation.team import check_team_store
+
+        check_team_store(project, db_login)
+        project.record_identity_attribute()
     return project.run_write(tx)
 
 
@@ -232,7 +254,7 @@ class AnnotationService:
     def __init__(
         self,
         project: Project,
-        annotator_name: str,
+        annotator_name: str | None,
         attribute: str | None = None,
         *,
         lease_seconds: float = LEASE_SECONDS,
@@ -241,7 +263,10 @@ class AnnotationService:
     ):
         self.project = project
         self.taxonomy: Taxonomy = project.taxonomy
-        self.annotator = get_annotator(project, annotator_name)
+        from portrait_builder.annotation.team import resolve_annotator
+
+        # PostgreSQL: who labels is the login this connection uses; the name is only a check
+        self.annotator = resolve_annotator(project, annotator_name)
         chosen = attribute or self.annotator.attribute
         if chosen is None and self.annotator.role in REVIEW_ROLES:
             chosen = self.taxonomy.names[0]  # reviewers without an assignment start on the first attribute

@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.pool import QueuePool
 
 from portrait_builder.errors import UserError
+from portrait_builder.store.security import mask_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -26,7 +27,7 @@ def normalise_url(url: str) -> str:
     try:
         parsed = make_url(url)
     except ArgumentError:
-        raise UserError(f"not a database URL: {url!r} (expected sqlite:///PATH or postgresql://...)") from None
+        raise UserError(f"not a database URL: {mask_url(url)!r} (expected sqlite:///PATH or postgresql://...)") from None
     if parsed.drivername in ("postgresql", "postgres"):
         try:
             import psycopg  # noqa: F401
@@ -82,7 +83,7 @@ def make_engine(url: str, *, check: bool = True) -> Engine:
                 pass
         except DBAPIError as exc:
             first = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc).splitlines()[0]
-            raise UserError(f"cannot open database {make_url(url).render_as_string()}: {first}") from None
+            raise UserError(f"cannot open database {mask_url(url)}: {first}") from None
     return engine
 
 

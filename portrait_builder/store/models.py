@@ -130,6 +130,11 @@ class Annotator(Base):
     role: Mapped[str] = mapped_column(String(16), default="annotator")
     attribute: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    # Revision 0003. db_login: the PostgreSQL login this person connects with (row-level security maps
+    # current_user to this row); None on SQLite and for people without a login. disabled_at: set when
+    # a maintainer disables the person; their labels stay.
+    db_login: Mapped[str | None] = mapped_column(String(63), unique=True)
+    disabled_at: Mapped[float | None] = mapped_column(Float)
 
 
 class Label(Base):
