@@ -3,6 +3,13 @@
 Plain dataclasses out; the store stays behind it. See :class:`AnnotationService`.
 """
 
+from portrait_builder.annotation.identities import (
+    CharacterInfo,
+    MergeResult,
+    list_identities,
+    merge_identities,
+    rename_identity,
+)
 from portrait_builder.annotation.kappa import cohen_kappa
 from portrait_builder.annotation.service import (
     Action,
@@ -28,10 +35,12 @@ __all__ = [
     "AnnotationPermissionError",
     "AnnotationService",
     "AnnotatorInfo",
+    "CharacterInfo",
     "CropItem",
     "Exemplar",
     "IdentityInfo",
     "KappaResult",
+    "MergeResult",
     "Progress",
     "ReviewRow",
     "TrackCrop",
@@ -39,4 +48,7 @@ __all__ = [
     "cohen_kappa",
     "get_annotator",
     "list_annotators",
+    "list_identities",
+    "merge_identities",
+    "rename_identity",
 ]

@@ -19,6 +19,7 @@ import numpy as np
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
+from portrait_builder.annotation.identities import MergeResult, get_identity, merge_labels
 from portrait_builder.annotation.kappa import cohen_kappa
 from portrait_builder.errors import UserError
 from portrait_builder.store.labels import LabelRecord, add_label
@@ -442,9 +443,13 @@ class AnnotationService:
         self.project.run_write(tx)
         self._queue.clear()
 
-    def close(self) -> None:
-        """Release the leases and the idle connection; the service is unusable afterwards."""
-        self.release()
+    def close(self, *, release_leases: bool = True) -> None:
+        """Release the leases and the idle connection; the service is unusable afterwards.
+
+        ``release_leases=False`` keeps the leases (a one-off command acting as an annotator whose app
+        may be open on the same queue)."""
+        if release_leases:
+            self.release()
         if self._keepalive is not None:
             self._keepalive.close()
             self._keepalive = None
@@ -687,6 +692,25 @@ class AnnotationService:
             return IdentityInfo(identity.id, identity.video_id, identity.name, identity.gender, identity.exemplar_crop_id)
 
         return self.project.run_write(tx)
+
+    def merge_identities(self, keep_id: int, other_id: int) -> MergeResult:
+        """Two characters of one movie that are one person: every crop labelled ``other_id`` gets a new
+        identity label ``keep_id`` (and KEEP's gender where it differs), as one undoable action."""
+        ident_attr = self._identity_attr()
+        self._check_write([ident_attr, GENDER])
+        moved: list[tuple[int, int]] = []
+
+        def fn(s: Session, stamp: float) -> list[LabelRecord]:
+            records, n_moved, n_gender = merge_labels(s, self.taxonomy, keep_id, other_id,
+                                                      annotator_id=self.annotator.id, stamp=stamp)  # fmt: skip
+            moved[:] = [(n_moved, n_gender)]
+            return records
+
+        self._write(fn, source="app")
+        with self.project.session() as s:
+            keep, other = get_identity(s, self.taxonomy, keep_id), get_identity(s, self.taxonomy, other_id)
+        self._characters.pop(keep.video_id, None)
+        return MergeResult(keep, other, moved[0][0], moved[0][1], self.annotator.name)
 
     # -- identity view reads -------------------------------------------------------------------
     def exemplars(self, crop_id: int, limit: int | None = None) -> list[Exemplar]:

@@ -22,7 +22,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     i = actions.add_parser("import", help="add labels from a file (crop_id, attribute, value, annotator); all or nothing",
                            description="Add one label per row (columns crop_id, attribute, value, annotator name) "
                            "through the app's validation, in one transaction: if any row is bad, every bad row is "
-                           "listed (rows counted from 1 after the header) and nothing is written.")  # fmt: skip
+                           "listed (rows counted from 1 after the header) and nothing is written. An identity value "
+                           "may be a character's name instead of its id ('name:' in front forces a name that looks "
+                           "like an id or 'unknown'): the character of the crop's movie with that name, letter case "
+                           "aside, created on first use with the gender the file's gender rows give its crops "
+                           "('unsure' when none).")  # fmt: skip
     i.add_argument("project")
     i.add_argument("file", metavar="FILE.csv|FILE.parquet")
     i.set_defaults(func=cmd_import)
@@ -51,4 +55,7 @@ def cmd_import(args) -> int:
         return exc.exit_code
     detail = ", ".join(f"{k} {v}" for k, v in summary.by_attribute.items())
     print(f"imported {summary.rows} labels" + (f" ({detail})" if detail else ""))
+    if summary.created:
+        made = ", ".join(f"{c.id} {c.name!r} ({c.gender}, movie {c.video!r})" for c in summary.created)
+        print(f"created {len(summary.created)} character(s): {made}")
     return 0

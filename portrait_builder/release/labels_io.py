@@ -1,7 +1,8 @@
 """Label export (every crop with its current labels) and all-or-nothing label import.
 
 Import goes through :func:`portrait_builder.store.add_label`, the same validation the annotation app
-uses, inside one write transaction: one bad row and nothing is written.
+uses, inside one write transaction: one bad row and nothing is written. Identities may be given by
+character name (labels made in another tool); new characters are created in that same transaction.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import select
 
+from portrait_builder.annotation.identities import GENDER, CreatedIdentity, identity_name, resolve_names
 from portrait_builder.errors import UserError
 from portrait_builder.store.labels import add_label
 from portrait_builder.store.models import Annotator, Crop, CurrentLabel, Video
@@ -108,6 +110,7 @@ def _read_import(path: Path) -> pd.DataFrame:
 class ImportSummary:
     rows: int
     by_attribute: dict[str, int]
+    created: tuple[CreatedIdentity, ...] = ()  # characters created from names in the file
 
 
 def import_labels(project, path: str | Path) -> ImportSummary:
@@ -117,41 +120,65 @@ def import_labels(project, path: str | Path) -> ImportSummary:
     (crop exists, annotator exists, value valid for the attribute per the taxonomy and, for identity,
     the identity exists in the crop's video); if any row is bad, :class:`LabelImportError` lists them
     all and nothing is written. Labels are recorded with source ``import``.
+
+    An identity value may be a character's name instead of an id (``name:`` in front forces a name
+    that looks like an id or like ``unknown``): the character of that name in the crop's movie, letter
+    case aside, created on first use with the gender the file's gender rows give its crops
+    (``unsure`` when none; see :func:`portrait_builder.annotation.identities.resolve_names`). New
+    characters are written in the same transaction, so a bad row leaves none behind.
     """
     path = Path(path)
     df = _read_import(path)
     taxonomy = project.taxonomy
     rows = df[list(IMPORT_COLUMNS)].to_dict("records")
+    ident_attr = next((a.name for a in taxonomy.attributes if a.kind == "identity"), None)
 
     def run(session) -> ImportSummary:
         annotators = {name: aid for aid, name in session.execute(select(Annotator.id, Annotator.name))}
-        problems: list[str] = []
-        counts: dict[str, int] = {}
+        problems: list[tuple[int, str]] = []
+        parsed: list[tuple[int, int, str, str, int]] = []
         for n, row in enumerate(rows, start=1):
             text_id = "" if row["crop_id"] is None else str(row["crop_id"]).strip()
             try:
                 crop_id = int(float(text_id)) if text_id and float(text_id).is_integer() else int(text_id)
             except ValueError:
-                problems.append(f"row {n}: crop id {text_id!r} is not an integer")
+                problems.append((n, f"crop id {text_id!r} is not an integer"))
                 continue
             attribute = "" if row["attribute"] is None else str(row["attribute"]).strip()
             value = "" if row["value"] is None else str(row["value"]).strip()
             annotator = "" if row["annotator"] is None else str(row["annotator"]).strip()
             if annotator not in annotators:
-                problems.append(f"row {n}: no annotator named {annotator!r}")
+                problems.append((n, f"no annotator named {annotator!r}"))
                 continue
             if not value:
-                problems.append(f"row {n}: empty value for {attribute or 'an empty attribute'}")
+                problems.append((n, f"empty value for {attribute or 'an empty attribute'}"))
+                continue
+            parsed.append((n, crop_id, attribute, value, annotators[annotator]))
+        named = [(n, crop_id, name, aid) for n, crop_id, attribute, value, aid in parsed
+                 if attribute == ident_attr and (name := identity_name(taxonomy, value))]  # fmt: skip
+        resolved: dict[int, str | None] = {}
+        created: list[CreatedIdentity] = []
+        if named:
+            genders: dict[int, list[tuple[int, str]]] = {}
+            for n, crop_id, attribute, value, _ in parsed:
+                if attribute == GENDER:
+                    genders.setdefault(crop_id, []).append((n, value))
+            resolved, name_problems, created = resolve_names(session, taxonomy, named, genders)
+            problems += name_problems
+        bad = {n for n, _ in problems} | {n for n, ident in resolved.items() if ident is None}
+        counts: dict[str, int] = {}
+        for n, crop_id, attribute, value, aid in parsed:
+            if n in bad:
                 continue
             try:
-                add_label(session, taxonomy, crop_id, attribute, value, annotator_id=annotators[annotator],
+                add_label(session, taxonomy, crop_id, attribute, resolved.get(n, value), annotator_id=aid,
                           source="import")  # fmt: skip
             except UserError as exc:
-                problems.append(f"row {n}: {exc}")
+                problems.append((n, str(exc)))
                 continue
             counts[attribute] = counts.get(attribute, 0) + 1
         if problems:
-            raise LabelImportError(problems)  # rolls the whole transaction back
-        return ImportSummary(rows=len(rows), by_attribute=dict(sorted(counts.items())))
+            raise LabelImportError([f"row {n}: {text}" for n, text in sorted(problems, key=lambda p: p[0])])
+        return ImportSummary(rows=len(rows), by_attribute=dict(sorted(counts.items())), created=tuple(created))
 
-    return project.run_write(run)
+    return project.run_write(run)  # a LabelImportError rolls the whole transaction back
