@@ -65,10 +65,6 @@ class ImageCache:
                 self._pending.add(key)
             self._pool.submit(self._load, key)
 
-    def contains(self, path: str | Path) -> bool:
-        with self._lock:
-            return str(path) in self._images
-
     def image(self, path: str | Path) -> QImage:
         key = str(path)
         with self._lock:

@@ -397,11 +397,6 @@ class IdentityView(LabelView):
             ids += [tc.id for tc, b in zip(self.strip, self.strip_buttons, strict=False) if b.isChecked()]
         return ids
 
-    def set_strip_included(self, crop_id: int, included: bool) -> None:
-        for tc, b in zip(self.strip, self.strip_buttons, strict=False):
-            if tc.id == crop_id:
-                b.setChecked(included)
-
     def pick_exemplar(self, index: int) -> None:
         if self.item is None or index >= len(self.exemplars):
             return

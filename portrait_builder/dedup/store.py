@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -138,6 +138,3 @@ def group_project(project, threshold: int = DEFAULT_THRESHOLD, within_video: boo
     project.run_write(write)
     return report
 
-
-def report_dict(report) -> dict:
-    return asdict(report)

@@ -139,12 +139,6 @@ def read_mot17_gt(path: str | Path, *, min_visibility: float = 0.0) -> pd.DataFr
     )
 
 
-def frame_arrays(df: pd.DataFrame, frame: int) -> tuple[np.ndarray, np.ndarray]:
-    """(ids (K,), xywh (K, 4)) of one frame of a ``read_mot`` DataFrame."""
-    rows = df[df["frame"] == frame]
-    return rows["id"].to_numpy(np.int64), rows[["x", "y", "w", "h"]].to_numpy(np.float64)
-
-
 def _drop_hyps_on_ignored(gt_xywh, ignored, hyp_xywh, iou_threshold) -> np.ndarray:
     """Boolean mask of hypotheses to keep: those not matched (one-to-one, IoU >= threshold) to an
     ignored ground-truth box when matching against all of the frame's ground truth (MOTChallenge)."""
