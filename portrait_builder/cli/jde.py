@@ -77,7 +77,7 @@ def cmd_train_detector(args) -> int:
 
 
 def cmd_export_mot(args) -> int:
-    from portrait_builder.detect.jde.export import export_mot
+    from portrait_builder.release.jde_export import export_mot
 
     summary = export_mot(args.project, args.out, name=args.name, video_ids=args.video_ids)
     if args.json:
