@@ -17,8 +17,8 @@ def test_annotators_add_and_list(tmp_path, capsys):
     assert "valid roles: annotator, reviewer, maintainer" in capsys.readouterr().err
     assert main(["annotators", "list", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[1].split() == ["alice", "annotator", "identity"]
-    assert out[2].split() == ["rita", "reviewer", "-"]
+    assert out[1].split() == ["alice", "annotator", "identity", "-", "active"]  # no database login on SQLite
+    assert out[2].split() == ["rita", "reviewer", "-", "-", "active"]
 
 
 def test_annotate_errors_are_one_line(tmp_path, capsys, monkeypatch):

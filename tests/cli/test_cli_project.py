@@ -87,8 +87,12 @@ def test_verify_of_a_missing_release_folder(tmp_path):
 
 def test_unreachable_database_url(tmp_path):
     # port 9 on localhost: nothing listens there, the connection is refused at once
-    _one_line_error(*run("init", tmp_path / "p", "--db", "postgresql://u:secret@127.0.0.1:9/x"), "cannot open database")
+    _one_line_error(*run("init", tmp_path / "p", "--db", "postgresql://u@127.0.0.1:9/x"), "cannot open database")
     assert not (tmp_path / "p" / "portrait.yaml").exists()
+    # a password in the URL is refused before anything is written, and never echoed
+    code, out, err = run("init", tmp_path / "p", "--db", "postgresql://u:s3cret@127.0.0.1:9/x")
+    _one_line_error(code, out, err, "~/.pgpass")
+    assert "s3cret" not in err + out and not (tmp_path / "p").exists()
     _one_line_error(*run("init", tmp_path / "q", "--db", "mysql://h/x"), "unsupported database")
 
 
