@@ -39,9 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-retries", type=int, metavar="N", help="ray: retries of a failed video task (default 3)")
     p.set_defaults(func=cmd_ingest)
 
-    p = sub.add_parser("doctor", help="check crop files against the store (orphans, missing files)",
-                       description="Report crop files no row names (orphans, leftovers of a crash) and rows whose "
-                       "file is missing; --repair deletes orphans and re-cuts missing crops from their videos.")
+    p = sub.add_parser("doctor", help="check crop files against the store (orphans, missing files) and portrait.yaml for a password",
+                       description="Report crop files no row names (orphans, leftovers of a crash), rows whose "
+                       "file is missing, and a database password in portrait.yaml; --repair deletes orphans, re-cuts "
+                       "missing crops from their videos and rewrites portrait.yaml without the password.")
     p.add_argument("project")
     p.add_argument("--repair", action="store_true")
     p.add_argument("--json", action="store_true")
@@ -124,8 +125,10 @@ def _parse_options(items: list[str]) -> dict:
 def cmd_doctor(args) -> int:
     from portrait_builder.ingest import doctor
     from portrait_builder.store import Project
+    from portrait_builder.store.project import config_secrets
 
-    report = doctor(Project.open(args.project), repair=args.repair)
+    secrets = config_secrets(args.project, repair=args.repair)  # first: with a stale password the store may not open
+    report = {**doctor(Project.open(args.project), repair=args.repair), **secrets}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
@@ -133,5 +136,9 @@ def cmd_doctor(args) -> int:
         print(f"orphan files {len(report['orphans'])}, temp files {len(report['temp_files'])}, missing files {len(report['missing'])}")
         if args.repair:
             print(f"removed {report['removed']}, restored {report['restored']}, unrepairable {len(report['unrepairable'])}")
+        if secrets["removed"]:
+            print(f"{secrets['config']}: database password removed (keep it in ~/.pgpass; see docs/team.md)")
+        elif secrets["password_in_config"]:
+            print(f"{secrets['config']}: holds a database password; `--repair` rewrites it without (keep it in ~/.pgpass)")
     problems = report["unrepairable"] if args.repair else report["orphans"] + report["temp_files"] + report["missing"]
-    return 1 if problems else 0
+    return 1 if problems or (secrets["password_in_config"] and not secrets["removed"]) else 0
