@@ -50,7 +50,11 @@ def resolve_annotator(project: Project, name: str | None) -> AnnotatorInfo:
                 raise UserError(
                     f"you are connected as login {login.name}, which is annotator {info.name!r}, not {name!r}"
                 )
-        elif login.privileged and name:
+        elif login.privileged:
+            if not name:
+                raise UserError(
+                    f"login {login.name} owns the store but is no annotator: name the annotator to act for (--annotator NAME)"
+                )
             info = get_annotator(project, name)
         else:
             raise UserError(

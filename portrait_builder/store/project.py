@@ -114,7 +114,8 @@ class Project:
         engine = make_engine(url)
         project = cls(root, config, engine)
         if require_current:
-            project.check_current()
+            with project.refusals():  # a login without rights on this store fails here, in one line
+                project.check_current()
         _ = project.taxonomy  # validate the taxonomy on open, not on first label
         return project
 
@@ -191,7 +192,7 @@ class Project:
         try:
             yield
         except DBAPIError as exc:
-            login = self._login.name if self._login is not None else None
+            login = self.login.name if self.login is not None else None  # catalog reads: always allowed
             message = security.refusal_message(exc, login)
             if message is None:
                 raise
