@@ -49,8 +49,8 @@ def url_password(url: str) -> str | None:
 
 def strip_password(url: str) -> str:
     """``url`` without its password (in the user part and in the query)."""
-    parsed = make_url(url)
-    parsed = parsed.set(password=None).difference_update_query(["password"])
+    parsed = make_url(url).difference_update_query(["password"])
+    parsed = parsed._replace(password=None)  # URL.set() treats None as "unchanged"
     return parsed.render_as_string(hide_password=False)
 
 
@@ -63,7 +63,7 @@ def mask_url(url: str) -> str:
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
     if "password" in parsed.query:
         parsed = parsed.update_query_dict({"password": "***"})
-    return parsed.render_as_string(hide_password=True)
+    return parsed.render_as_string(hide_password=True).replace("%2A%2A%2A", "***")
 
 
 def refuse_password(url: str, where: str) -> None:
