@@ -3,7 +3,8 @@
 ``ingest_video(project, path, IngestConfig(...), progress=True) -> dict`` (the per-video report) and
 ``doctor(project, repair=False) -> dict`` (orphan and missing crop files).
 ``create_executor("local" | "ray", ...).run(project, [VideoRequest(path, config)], progress)`` yields
-``(request, report)`` per video; the ray executor distributes videos over a Ray cluster.
+``(request, report)`` per video; the ray executor distributes videos over a Ray cluster. Batches of rows
+travel as :class:`CommitBatch` of :class:`TrackRow` and :class:`CropRow` (frozen, picklable).
 """
 
 from portrait_builder.ingest.config import IngestConfig, load_ingest_yaml
@@ -12,6 +13,8 @@ from portrait_builder.ingest.doctor import doctor
 from portrait_builder.ingest.executors import EXECUTORS, VideoRequest, create_executor, executor_names
 from portrait_builder.ingest.pipeline import (
     CommitBatch,
+    CropRow,
+    TrackRow,
     VideoJob,
     commit_batch,
     crop_relpath,
@@ -23,6 +26,8 @@ from portrait_builder.ingest.pipeline import (
 __all__ = [
     "EXECUTORS",
     "CommitBatch",
+    "CropRow",
+    "TrackRow",
     "VideoJob",
     "VideoRequest",
     "commit_batch",

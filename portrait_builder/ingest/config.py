@@ -15,8 +15,14 @@ class IngestConfig:
     """How to ingest a video.
 
     detector / weights / device / detector_options: which backend (``create_detector`` arguments).
-    track_stride: detect and track every S-th decoded frame (the others never reach Python).
-    crop_every: one crop per track every N processed frames.
+    track_stride: detect and track every S-th decoded frame (the others never reach Python; shot cuts
+        are still found on every frame, from thumbnails).
+    crop_every: crops are taken at every N-th processed frame (source index a multiple of
+        ``track_stride * crop_every``), for every tracked person at once.
+    working_size: detection runs on frames scaled down by ffmpeg so that their longer side (in square
+        pixels) is this; 0 keeps the picture's own size. Boxes are stored in source pixels.
+    letterbox: find black bars once per video and keep them out of detection.
+    shot_detector: shot boundary detector name (None: the default of ``portrait_builder.track``).
     min_height: tracked boxes shorter than this (source pixels) get no crop.
     min_score: tracked boxes scoring below this get no crop.
     commit_every: processed frames per store transaction (crash loses at most this many).
@@ -33,6 +39,9 @@ class IngestConfig:
     detector_options: dict = field(default_factory=dict)
     track_stride: int = 1
     crop_every: int = 5
+    working_size: int = 640
+    letterbox: bool = True
+    shot_detector: str | None = None
     min_height: float = 48.0
     min_score: float = 0.0
     commit_every: int = 25
@@ -45,6 +54,8 @@ class IngestConfig:
     def __post_init__(self):
         if self.track_stride < 1 or self.crop_every < 1 or self.commit_every < 1 or self.queue_size < 1:
             raise UserError("ingest: track_stride, crop_every, commit_every and queue_size must be >= 1")
+        if self.working_size < 0:
+            raise UserError("ingest: working_size must be >= 0 (0: the picture's own size)")
         if self.min_height < 0 or not 0 <= self.min_score <= 1:
             raise UserError("ingest: min_height must be >= 0 and min_score in [0, 1]")
         if not 1 <= self.jpeg_quality <= 100:

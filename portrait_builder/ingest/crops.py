@@ -1,4 +1,4 @@
-"""Crop geometry and quality: 1:2 boxes around the centre, padding, 256x128 resize, blur score."""
+"""Crop geometry and quality: 1:2 boxes around the centre, padding, 256x128 resize, sharpness score."""
 
 from __future__ import annotations
 
@@ -22,9 +22,14 @@ def expand_to_aspect(xyxy: np.ndarray, aspect_wh: float = 0.5) -> np.ndarray:
     return np.stack([cx - w2 / 2, cy - h2 / 2, cx + w2 / 2, cy + h2 / 2], axis=1)
 
 
-def extract_crop(frame: np.ndarray, xyxy) -> np.ndarray:
-    """The (256, 128, 3) BGR crop of one box: expanded to 1:2, padded where it leaves the frame."""
-    x1, y1, x2, y2 = expand_to_aspect(np.asarray(xyxy, np.float32))[0]
+def extract_crop(frame: np.ndarray, xyxy, sar: float = 1.0) -> np.ndarray:
+    """The (256, 128, 3) BGR crop of one box: expanded to 1:2, padded where it leaves the frame.
+
+    ``sar``: the frame's sample aspect ratio (displayed width of a stored pixel over its height). The
+    box is grown to 1:2 in DISPLAYED proportions (``0.5 / sar`` in stored pixels), so the resize to
+    128x256 also undoes the pixel stretch and the person keeps true proportions.
+    """
+    x1, y1, x2, y2 = expand_to_aspect(np.asarray(xyxy, np.float32), 0.5 / sar)[0]
     xa, ya, xb, yb = int(np.floor(x1)), int(np.floor(y1)), int(np.ceil(x2)), int(np.ceil(y2))
     xb, yb = max(xb, xa + 1), max(yb, ya + 1)
     h, w = frame.shape[:2]
@@ -40,8 +45,9 @@ def extract_crop(frame: np.ndarray, xyxy) -> np.ndarray:
 
 
 def blur_score(crop: np.ndarray) -> float:
-    """Variance of the Laplacian of the grey 256x128 crop: low means blurred (comparable across crops
-    because every crop has the same size)."""
+    """Sharpness: variance of the Laplacian of the grey 256x128 crop. HIGH means sharp, low means
+    blurred or flat (comparable across crops because every crop has the same size). Stored in the
+    ``crops.blur`` column under its historical name."""
     grey = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY) if crop.ndim == 3 else crop
     return float(cv2.Laplacian(grey, cv2.CV_64F).var())
 

@@ -72,6 +72,14 @@ class VideoInfo:
     frame_count: int | None  # declared by the container; None when it does not say
     duration: float | None
     codec: str
+    #: Sample (pixel) aspect ratio: displayed width of one stored pixel over its height. 1.0 for square
+    #: pixels; DVD/TV sources have others (e.g. 32/27 for 720x480 16:9). Boxes stay in the stored
+    #: pixel grid; crops use it so that they keep true proportions.
+    sar: float = 1.0
+
+    @property
+    def display_width(self) -> float:
+        return self.width * self.sar
 
 
 @dataclass(frozen=True)
@@ -128,12 +136,24 @@ def _probe_ffprobe(exe: str, p: Path) -> VideoInfo:
     duration = s.get("duration") or (data.get("format") or {}).get("duration")
     duration_f = float(duration) if duration not in (None, "N/A") else None
     count = int(nb) if nb and str(nb).isdigit() and int(nb) > 0 else None
-    return VideoInfo(str(p), int(s["width"]), int(s["height"]), fps, count, duration_f, s.get("codec_name", "?"))
+    return VideoInfo(str(p), int(s["width"]), int(s["height"]), fps, count, duration_f, s.get("codec_name", "?"),
+                     _sar(s.get("sample_aspect_ratio")))
+
+
+def _sar(text: str | None) -> float:
+    """``"32:27"`` -> 1.185...; missing, ``N/A`` or ``0:1`` (unknown) -> 1.0."""
+    num, sep, den = (text or "").partition(":")
+    try:
+        value = float(Fraction(int(num), int(den))) if sep else 0.0
+    except (ValueError, ZeroDivisionError):
+        return 1.0
+    return value if value > 0 else 1.0
 
 
 _STREAM_RE = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+).*?, (\d{2,5})x(\d{2,5})")
 _FPS_RE = re.compile(r"([\d.]+) fps")
 _TBR_RE = re.compile(r"([\d.]+k?) tbr")
+_SAR_RE = re.compile(r"\bSAR (\d+:\d+)")
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
 
 
@@ -150,6 +170,7 @@ def parse_ffmpeg_header(stderr: str, path: str) -> VideoInfo:
         m = _STREAM_RE.search(line)
         if m:
             fps_m = _FPS_RE.search(line) or _TBR_RE.search(line)
+            sar_m = _SAR_RE.search(line)
             break
     if m is None:
         tail = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
@@ -163,7 +184,8 @@ def parse_ffmpeg_header(stderr: str, path: str) -> VideoInfo:
         fps = float(text[:-1]) * 1000 if text.endswith("k") else float(text)
     d = _DURATION_RE.search(stderr)
     duration = int(d.group(1)) * 3600 + int(d.group(2)) * 60 + float(d.group(3)) if d else None
-    return VideoInfo(path, int(m.group(2)), int(m.group(3)), fps, None, duration, m.group(1))
+    return VideoInfo(path, int(m.group(2)), int(m.group(3)), fps, None, duration, m.group(1),
+                     _sar(sar_m.group(1) if sar_m else None))
 
 
 _SHOWINFO_RE = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(-?[\d.e+-]+|NOPTS)")

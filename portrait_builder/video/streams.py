@@ -1,0 +1,385 @@
+"""One ffmpeg process, three raw streams: what film ingest needs and nothing more reaches Python.
+
+    source ─► crop (letterbox) ─► split ─┬─► select every S-th ─► scale to working size ─► fd A  (detection)
+                                         ├─► every frame ─► scale to the shot detector's size ─► fd B  (cuts)
+                                         └─► select every (S*C)-th ─► picture area, stored pixels ─► fd C  (crops)
+
+Why this shape:
+- Detection runs on frames scaled down BY FFMPEG (swscale, area filter, in C) to a working size; a
+  1080p frame never crosses the pipe for detection. Non-square pixels are made square in the same
+  scale, so the detector sees true proportions.
+- The shot detector gets EVERY frame (cuts at frame accuracy however sparse detection is), but as a
+  thumbnail: 48x27x3 bytes a frame.
+- Full-resolution frames only at the crop schedule (every ``full_every``-th frame, a multiple of the
+  stride), known in advance, so ffmpeg drops the others before the RGB conversion.
+- ffmpeg writes each output to its own pipe (``pipe:FD``; the fds are inherited). Each pipe has its
+  own reader thread: ffmpeg writes a decoded frame to every output before it decodes the next, and a
+  pipe nobody reads would stall all of them. The working and full-resolution readers hand frames on
+  through bounded queues (memory flat); the thumbnail reader calls ``on_thumbnail`` directly.
+- Frame numbers: every ``select`` uses the decoder's own frame number ``n`` (0-based decode order)
+  and timing is passthrough, so the k-th frame of a branch has a known source index; timestamps come
+  from ``showinfo`` on the working branch (the other branches' frames are the same instants).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import re
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from portrait_builder.errors import UserError
+from portrait_builder.video.decode import SHORTFALL_TOLERANCE, Frame, VideoInfo, _clean, ffmpeg_exe
+from portrait_builder.video.letterbox import PictureArea
+
+log = logging.getLogger(__name__)
+
+_SHOWINFO_RE = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(-?[\d.e+-]+|NOPTS)")
+_END = object()
+
+
+def working_size(area: PictureArea, sar: float, longest: int) -> tuple[int, int]:
+    """(width, height) of square-pixel working frames whose longer side is ``longest`` (never upscaled;
+    ``longest`` 0: the picture area's display size). Even numbers, as most scalers prefer."""
+    dw, dh = area.width * sar, float(area.height)
+    scale = min(1.0, longest / max(dw, dh)) if longest > 0 else 1.0
+    return max(2, int(round(dw * scale / 2)) * 2), max(2, int(round(dh * scale / 2)) * 2)
+
+
+@dataclass(frozen=True)
+class StreamPlan:
+    """What to decode. ``stride``: working frames are the indices >= ``start`` that are multiples of it;
+    ``full_every``: full-resolution frames at indices >= ``start`` that are multiples of it (a multiple of
+    ``stride``; None: none); ``thumb_size``: (width, height) of the every-frame thumbnails (None: none)."""
+
+    info: VideoInfo
+    area: PictureArea
+    work_size: tuple[int, int]
+    stride: int = 1
+    start: int = 0
+    full_every: int | None = None
+    thumb_size: tuple[int, int] | None = None
+
+    def __post_init__(self):
+        if self.stride < 1:
+            raise UserError(f"stride must be >= 1, got {self.stride}")
+        if self.full_every is not None and (self.full_every < 1 or self.full_every % self.stride):
+            raise UserError(f"full-resolution frames every {self.full_every} must be a multiple of the stride {self.stride}")
+
+    @property
+    def scale(self) -> tuple[float, float]:
+        """Stored source pixels per working pixel, (x, y)."""
+        return self.area.width / self.work_size[0], self.area.height / self.work_size[1]
+
+    def to_source(self, xyxy: np.ndarray) -> np.ndarray:
+        """Working-frame boxes (N, 4) -> stored source pixels (float32; NaN rows stay NaN)."""
+        sx, sy = self.scale
+        b = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        return (b * np.array([sx, sy, sx, sy], np.float32) + np.array([self.area.x, self.area.y] * 2, np.float32)).astype(np.float32)
+
+    def first_index(self, every: int) -> int:
+        return self.start + (-self.start) % every
+
+
+class FilmDecoder:
+    """Decode ``plan`` with one ffmpeg process. Use inside ``with``; read working frames with
+    :meth:`next_frame` (None at the end), full-resolution frames with :meth:`full_frame` (in order),
+    then :meth:`finish`;
+    thumbnails arrive through ``on_thumbnail(index, image)`` on the reader thread and
+    ``on_thumbnails_end()`` once after the last. :attr:`error` (after the end) says why a stream ended
+    early, like :class:`VideoReader`.
+    """
+
+    def __init__(self, path: str | os.PathLike, plan: StreamPlan, *, queue_size: int = 16,
+                 on_thumbnail: Callable[[int, np.ndarray], None] | None = None,
+                 on_thumbnails_end: Callable[[], None] | None = None):
+        self.path, self.plan = str(path), plan
+        self.on_thumbnail, self.on_thumbnails_end = on_thumbnail, on_thumbnails_end
+        self._work: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
+        # A full frame is taken by the detect stage right after its working frame; two in hand cover
+        # the few frames by which ffmpeg's outputs can be out of step.
+        self._full: queue.Queue = queue.Queue(maxsize=2)
+        self._stop = threading.Event()
+        self._cond = threading.Condition()
+        self._pts: dict[int, float] = {}
+        self._errors: list[str] = []
+        self._stderr_done = False
+        self._threads: list[threading.Thread] = []
+        self._proc: subprocess.Popen | None = None
+        self.error: str | None = None
+        self.last_index = -1
+        self.thumbnails = 0
+        self._reader_failure: BaseException | None = None
+        self._draining = False
+
+    # -- command --------------------------------------------------------------------------------------
+    def _select(self, every: int) -> str:
+        conds = []
+        if self.plan.start > 0:
+            conds.append(f"gte(n,{self.plan.start})")
+        if every > 1:
+            conds.append(f"not(mod(n,{every}))")
+        return "*".join(conds)
+
+    def command(self, fds: dict[str, int]) -> list[str]:
+        """The ffmpeg command line writing each branch to ``pipe:<fd>`` (built with ffmpeg-python)."""
+        import ffmpeg
+
+        p, a = self.plan, self.plan.area
+        src = ffmpeg.input(self.path)["v:0"]
+        if not a.is_full(p.info):
+            src = src.crop(a.x, a.y, a.width, a.height)
+        branches = [name for name in ("work", "thumb", "full") if name in fds]
+        split = src.split() if len(branches) > 1 else None
+        outs = []
+        for k, name in enumerate(branches):
+            s = split[k] if split is not None else src
+            every = {"work": p.stride, "thumb": 1, "full": p.full_every or 1}[name]
+            cond = self._select(every)
+            if cond:
+                s = s.filter("select", cond)
+            if name == "work":
+                if p.work_size != (a.width, a.height):
+                    s = s.filter("scale", p.work_size[0], p.work_size[1], flags="area")
+                s = s.filter("showinfo")
+            elif name == "thumb":
+                s = s.filter("scale", p.thumb_size[0], p.thumb_size[1], flags="area")
+            outs.append(s.output(f"pipe:{fds[name]}", format="rawvideo", pix_fmt="bgr24", fps_mode="passthrough"))
+        out = ffmpeg.merge_outputs(*outs) if len(outs) > 1 else outs[0]
+        args = out.global_args("-hide_banner", "-nostats", "-nostdin", "-loglevel", "level+info").get_args()
+        return [ffmpeg_exe(), *args]
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+    def __enter__(self) -> FilmDecoder:
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def start(self) -> None:
+        p = self.plan
+        sizes = {"work": (p.work_size[0] * p.work_size[1] * 3)}
+        if p.thumb_size is not None:
+            sizes["thumb"] = p.thumb_size[0] * p.thumb_size[1] * 3
+        if p.full_every is not None:
+            sizes["full"] = p.area.width * p.area.height * 3
+        pipes = {name: os.pipe() for name in sizes}
+        cmd = self.command({name: w for name, (_, w) in pipes.items()})
+        log.debug("decode: %s", " ".join(cmd))
+        try:
+            self._proc = subprocess.Popen(cmd, pass_fds=[w for _, w in pipes.values()], stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+        finally:
+            for _, w in pipes.values():
+                os.close(w)  # ffmpeg holds the write ends; EOF reaches us when it exits
+        targets = {"work": self._read_work, "thumb": self._read_thumbs, "full": self._read_full}
+        self._threads = [threading.Thread(target=self._read_stderr, name="ffmpeg-stderr", daemon=True)]
+        for name, (r, _) in pipes.items():
+            self._threads.append(threading.Thread(target=self._guard, args=(targets[name], r, sizes[name]),
+                                                  name=f"ffmpeg-{name}", daemon=True))
+        for t in self._threads:
+            t.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        proc = self._proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        for t in self._threads:
+            t.join(timeout=10)
+        if proc is not None:
+            proc.wait()
+            if proc.stderr is not None:
+                proc.stderr.close()
+
+    # -- readers --------------------------------------------------------------------------------------
+    def _guard(self, fn, fd: int, size: int) -> None:
+        try:
+            with open(fd, "rb", buffering=0) as f:
+                fn(f, size)
+        except BaseException as exc:  # surfaced to the consumer by next_frame / full_frame
+            if not self._stop.is_set():
+                self._reader_failure = self._reader_failure or exc
+                self._stop.set()
+
+    def _put(self, q: queue.Queue, item) -> bool:
+        while not self._stop.is_set():
+            if self._draining and q is self._full:
+                return True
+            try:
+                q.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _read_work(self, f, size: int) -> None:
+        w, h = self.plan.work_size
+        first = self.plan.first_index(self.plan.stride)
+        out_n = 0
+        try:
+            while not self._stop.is_set():
+                buf = _read_exact(f, size)
+                if buf is None:
+                    break
+                if len(buf) < size:
+                    self._errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
+                    break
+                index = first + out_n * self.plan.stride
+                frame = Frame(index, self._timestamp(out_n, index), np.frombuffer(buf, np.uint8).reshape(h, w, 3))
+                out_n += 1
+                if not self._put(self._work, frame):
+                    return
+        finally:
+            self._put(self._work, _END)
+
+    def _read_full(self, f, size: int) -> None:
+        a = self.plan.area
+        every = self.plan.full_every
+        first = self.plan.first_index(every)
+        out_n = 0
+        try:
+            while not self._stop.is_set():
+                buf = _read_exact(f, size)
+                if buf is None or len(buf) < size:
+                    break
+                index = first + out_n * every
+                out_n += 1
+                if not self._put(self._full, (index, np.frombuffer(buf, np.uint8).reshape(a.height, a.width, 3))):
+                    return
+        finally:
+            self._put(self._full, (None, None))
+
+    def _read_thumbs(self, f, size: int) -> None:
+        w, h = self.plan.thumb_size
+        index = self.plan.start
+        while not self._stop.is_set():
+            buf = _read_exact(f, size)
+            if buf is None or len(buf) < size:
+                break
+            self.on_thumbnail(index, np.frombuffer(buf, np.uint8).reshape(h, w, 3))
+            index += 1
+            self.thumbnails += 1
+        if not self._stop.is_set() and self.on_thumbnails_end is not None:
+            self.on_thumbnails_end()
+
+    def _read_stderr(self) -> None:
+        assert self._proc is not None and self._proc.stderr is not None
+        for raw in self._proc.stderr:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if "showinfo" in line:
+                m = _SHOWINFO_RE.search(line)
+                if m:
+                    t = m.group(3)
+                    with self._cond:
+                        self._pts[int(m.group(1))] = float("nan") if t == "NOPTS" else float(t)
+                        self._cond.notify_all()
+                continue
+            if "[error]" in line or "[fatal]" in line:
+                with self._cond:
+                    if len(self._errors) < 50:  # a corrupt stream can report thousands
+                        self._errors.append(_clean(line))
+        with self._cond:
+            self._stderr_done = True
+            self._cond.notify_all()
+
+    def _timestamp(self, out_n: int, index: int) -> float:
+        with self._cond:
+            # showinfo logs a frame before ffmpeg writes it, so this wait is short; the timeout only
+            # guards against a logger that stops (then the nominal time is used).
+            self._cond.wait_for(lambda: out_n in self._pts or self._stderr_done, timeout=5.0)
+            t = self._pts.pop(out_n, None)
+        fps = self.plan.info.fps
+        if t is None or t != t:
+            return index / fps if fps else float(index)
+        return t
+
+    # -- consumer side --------------------------------------------------------------------------------
+    def next_frame(self) -> Frame | None:
+        """The next working frame, or None after the last (then :attr:`error` is final)."""
+        while True:
+            try:
+                item = self._work.get(timeout=0.2)
+                break
+            except queue.Empty:
+                if self._reader_failure is not None:
+                    raise self._reader_failure from None
+        if item is _END:
+            if self._reader_failure is not None:
+                raise self._reader_failure
+            self._work.put(_END)  # later calls see the end too
+            return None
+        self.last_index = item.index
+        return item
+
+    def full_frame(self, index: int) -> np.ndarray | None:
+        """The full-resolution picture-area frame ``index`` (call in increasing order, only for indices on
+        the schedule). None when the stream ended before it."""
+        while True:
+            try:
+                got, image = self._full.get(timeout=0.2)
+            except queue.Empty:
+                if self._reader_failure is not None:
+                    raise self._reader_failure from None
+                if self._stop.is_set():
+                    return None
+                continue
+            if got is None:
+                self._put(self._full, (None, None))  # keep the end marker for later calls
+                return None
+            if got == index:
+                return image
+            if got > index:  # the stream skipped it (cannot happen with passthrough timing)
+                log.warning("full-resolution frame %d missing (got %d)", index, got)
+                return None
+
+    def finish(self) -> str | None:
+        """After :meth:`next_frame` returned None and every wanted full frame was taken: wait for ffmpeg and
+        the readers (thumbnails included) and set :attr:`error`, which is also returned."""
+        self._draining = True  # a full frame nobody will take must not hold ffmpeg up
+        proc = self._proc
+        rc = proc.wait() if proc is not None else 0
+        for t in self._threads:
+            t.join(timeout=10)
+        if self._reader_failure is not None:
+            raise self._reader_failure
+        self.error = self._verdict(rc)
+        return self.error
+
+    def _verdict(self, rc: int) -> str | None:
+        if self._errors:
+            return f"decode error after frame {self.last_index}: {self._errors[0]}"
+        if rc != 0:
+            return f"ffmpeg exited with status {rc} after frame {self.last_index}"
+        declared = self.plan.info.frame_count
+        stride = self.plan.stride
+        if declared:
+            expected_last = (declared - 1) - ((declared - 1) % stride)
+            if expected_last >= self.plan.start and self.last_index < expected_last - max(2, SHORTFALL_TOLERANCE * declared):
+                return (
+                    f"stream ended at frame {self.last_index} but the container declares {declared} frames "
+                    "(truncated file?)"
+                )
+        return None
+
+
+def _read_exact(stream, size: int) -> bytearray | None:
+    """Read exactly ``size`` bytes into one buffer (fewer only at end of stream; None when nothing was left)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
+    got = 0
+    while got < size:
+        k = stream.readinto(view[got:])
+        if not k:
+            break
+        got += k
+    if got == 0:
+        return None
+    return buf if got == size else buf[:got]
