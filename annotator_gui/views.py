@@ -120,7 +120,11 @@ class LabelView(QWidget):
         self.advance()
 
     def advance(self) -> None:
-        item = self.service.get_item(self._forward.pop()) if self._forward else self.service.next_item()
+        try:
+            item = self.service.get_item(self._forward.pop()) if self._forward else self.service.next_item()
+        except UserError as exc:  # e.g. the database refused a disabled login: say so, keep the crop shown
+            self.message.emit(str(exc))
+            return
         self.show_item(item)
 
     def after_label(self) -> None:
@@ -146,7 +150,11 @@ class LabelView(QWidget):
         self.advance()
 
     def undo(self) -> None:
-        action = self.service.undo()
+        try:
+            action = self.service.undo()
+        except UserError as exc:  # the database refused the undo's label (a right taken away meanwhile)
+            self.message.emit(str(exc))
+            return
         if action is None:
             self.message.emit("nothing to undo")
             return
@@ -162,7 +170,11 @@ class LabelView(QWidget):
         self.show_item(self.service.get_item(action.crop_ids[0]))
 
     def redo(self) -> None:
-        action = self.service.redo()
+        try:
+            action = self.service.redo()
+        except UserError as exc:
+            self.message.emit(str(exc))
+            return
         if action is None:
             self.message.emit("nothing to redo")
             return

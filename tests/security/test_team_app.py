@@ -126,6 +126,7 @@ def test_app_shows_a_refusal_in_the_status_bar(team, as_login, qtbot):
     qtbot.addWidget(window)
     window.show()
     view = window.view
+    qtbot.keyClick(view, Qt.Key.Key_1)  # a first label goes through: there is something to undo
     shown = view.item.id
     messages = []
     view.message.connect(messages.append)
@@ -136,6 +137,8 @@ def test_app_shows_a_refusal_in_the_status_bar(team, as_login, qtbot):
         assert view.item.id == shown  # not labelled, not moved on
         assert len(messages) == 1 and "the database refused this" in messages[0] and "\n" not in messages[0]
         assert window.statusBar().currentMessage() == messages[0]
+        qtbot.keyClick(view, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)  # the undo is a label too: refused
+        assert len(messages) == 2 and "row-level security" in messages[1] and view.item.id == shown
     finally:
         with as_login(team.owner).write() as s:
             s.execute(text("UPDATE annotators SET attribute = 'age' WHERE name = 'ann_age'"))
