@@ -10,6 +10,9 @@ People enter and leave the frame, walk in both directions at different depths (s
 nearer one occludes the farther), and the video is cut into shots with a different background and
 palette each; people may reappear in a later shot with the same identity and clothes. Of a few random
 layouts per shot the one with the fewest long overlaps and edge frames is used (see ``_plan``).
+Opt-in, what films have besides (all off by default, so the default clip is unchanged): fades through
+black and dissolves between shots instead of hard cuts, close-up shots (one person's head and shoulders
+fill the frame) and a person entering from the frame's edge after each shot has begun.
 
 Ground truth: one MOTChallenge row per visible person per frame
 ``frame (1-based), id, x, y, w, h, 1, 1, visibility, -1`` where the box is the tight box of the
@@ -76,6 +79,16 @@ class SynthConfig:
     codec: str | None = None
     #: Quality: x264 CRF, or MJPEG q (2 best .. 31 worst).
     quality: int = 18
+    #: How each shot of ``shot_starts`` begins: "cut", "fade" (through black) or "dissolve"; empty: all hard
+    #: cuts. A gradual transition lasts ``transition_frames`` frames centred on its shot start, which is the
+    #: frame an editor marks as the cut: for a dissolve the first frame in which the new shot weighs more
+    #: than the old one, for a fade the first frame of the fade-in (the frame after the darkest point).
+    transitions: tuple[str, ...] = ()
+    transition_frames: int = 12
+    #: Shots (0-based index) filmed as a close-up: one person, head and shoulders filling the frame.
+    close_ups: tuple[int, ...] = ()
+    #: In every shot that is not a close-up, one person enters from the frame's edge after the shot began.
+    edge_entrance: bool = False
 
     def __post_init__(self):
         if self.width < 64 or self.height < 64 or self.num_frames < 1 or self.num_people < 1 or self.fps <= 0:
@@ -84,6 +97,32 @@ class SynthConfig:
             raise UserError("synth: need 32 <= min_person_height <= max_person_height")
         if any(not 0 < s < self.num_frames for s in self.shot_starts):
             raise UserError(f"synth: shot_starts must lie in (0, {self.num_frames})")
+        if self.transitions and len(self.transitions) != len(self.shot_starts):
+            raise UserError(f"synth: transitions needs one entry per shot start ({len(self.shot_starts)}), got {len(self.transitions)}")
+        if set(self.transitions) - set(TRANSITIONS):
+            raise UserError(f"synth: unknown transition in {self.transitions!r}; valid: {', '.join(TRANSITIONS)}")
+        if self.transition_frames < 2:
+            raise UserError("synth: transition_frames must be >= 2")
+        if any(not 0 <= s <= len(self.shot_starts) for s in self.close_ups):
+            raise UserError(f"synth: close_ups are shot indices in [0, {len(self.shot_starts)}]")
+        spans = transition_spans(self)
+        bounds = [(0, 0), *[(first, last) for _, first, _, last in spans], (self.num_frames, self.num_frames)]
+        if any(b[0] <= a[1] for a, b in zip(bounds, bounds[1:], strict=False)):
+            raise UserError("synth: transitions overlap each other or the clip's ends; space the shot starts further apart")
+
+
+TRANSITIONS = ("cut", "fade", "dissolve")
+
+
+def transition_spans(config: SynthConfig) -> list[tuple[str, int, int, int]]:
+    """``(kind, first_frame, cut_frame, last_frame)`` per shot start, ascending; a hard cut's first and last
+    frame are its cut frame (the new shot's first frame)."""
+    kinds = config.transitions or ("cut",) * len(config.shot_starts)
+    half = config.transition_frames // 2
+    spans = []
+    for cut, kind in sorted(zip(config.shot_starts, kinds, strict=True)):
+        spans.append((kind, cut, cut, cut) if kind == "cut" else (kind, cut - half, cut, cut + half - 1))
+    return spans
 
 
 @dataclass(frozen=True)
@@ -118,6 +157,14 @@ class SynthGroundTruth:
     shot_starts: list[int]
     appearances: list[tuple[int, int, int, int]]
     path: str | None = None
+    #: (kind, first_frame, cut_frame, last_frame) per transition: see :func:`transition_spans`.
+    transitions: list[tuple[str, int, int, int]] = field(default_factory=list)
+
+    @property
+    def cuts(self) -> list[int]:
+        """The cut list an editor gives: first frame index (0-based) of each new shot; for a gradual
+        transition the frame named in :attr:`SynthConfig.transitions`."""
+        return list(self.shot_starts[1:])
 
     def frame_boxes(self, frame_index: int, min_visibility: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """(ids (N,), xyxy (N, 4)) of the people visible in 0-based ``frame_index``."""
@@ -140,6 +187,7 @@ class SynthGroundTruth:
             "config": asdict(self.config),
             "path": self.path,
             "shot_starts": self.shot_starts,
+            "transitions": [list(t) for t in self.transitions],
             "persons": [asdict(p) for p in self.persons],
             "appearances": [list(a) for a in self.appearances],
             "rows": int(len(self.mot)),
@@ -361,11 +409,24 @@ class _Walk:
     speed: float  # px / frame, signed
     foot_y: float
     phase0: float
+    #: Figure height on screen when set (close-ups); else it follows from the depth (``_shown_height``).
+    height: float = 0.0
 
 
 def _shown_height(config: SynthConfig, p: Person, foot_y: float) -> float:
     """Figure height on screen: people lower in the frame (nearer) are drawn a little larger."""
     return p.height_px * (0.85 + 0.15 * (foot_y / config.height))
+
+
+def _close_up(config: SynthConfig, person: Person, shot: int, s0: int, rng: np.random.Generator) -> _Walk:
+    """One person filmed from the chest up: the figure is 2.6 frame heights tall with its head near the
+    top, so head, shoulders and upper arms fill the frame; it drifts sideways a little (a handheld camera,
+    a breath) but does not walk, so its legs (out of frame) and arms stay still."""
+    h = 2.6 * config.height
+    top = float(rng.uniform(0.05, 0.12)) * config.height
+    cx = float(rng.uniform(0.35, 0.65)) * config.width
+    drift = float(rng.uniform(0.1, 0.4)) * (1 if rng.random() < 0.5 else -1)
+    return _Walk(person, shot, s0, cx, drift, top + h, float(rng.uniform(0, 2 * math.pi)), height=h)
 
 
 def _shot_candidate(config: SynthConfig, present: list[Person], shot: int, s0: int, s1: int, rng: np.random.Generator) -> list[_Walk]:
@@ -377,7 +438,11 @@ def _shot_candidate(config: SynthConfig, present: list[Person], shot: int, s0: i
         speed = direction * float(rng.uniform(config.min_speed, config.max_speed))
         half = 0.2 * p.height_px
         # Enter from a side, early or a little after the cut, or start inside the frame.
-        if rng.random() < 0.5:
+        if config.edge_entrance and k == 0:
+            # Opt-in: the shot opens without this person, who then walks in from the edge.
+            x0 = -half if direction > 0 else W + half
+            start = s0 + int(rng.integers(1, max(2, n_shot // 4)))
+        elif rng.random() < 0.5:
             x0 = -half if direction > 0 else W + half
             start = s0 + int(rng.integers(0, max(1, n_shot // 3)))
         else:
@@ -433,6 +498,9 @@ def _plan(config: SynthConfig, people: list[Person], rng: np.random.Generator) -
     for shot, (s0, s1) in enumerate(zip(starts, ends, strict=True)):
         # Every shot shows most people; a person may be absent from a shot and come back later.
         present = [p for p in people if shot == 0 or rng.random() < 0.8] or people[:1]
+        if shot in config.close_ups:
+            walks.append(_close_up(config, people[shot % len(people)], shot, s0, rng))
+            continue
         best, best_key = None, None
         for _ in range(PLAN_CANDIDATES):
             cand = _shot_candidate(config, present, shot, s0, s1, rng)
@@ -445,46 +513,74 @@ def _plan(config: SynthConfig, people: list[Person], rng: np.random.Generator) -
 
 
 def render_frames(config: SynthConfig, taxonomy=None) -> Iterator[tuple[int, np.ndarray, list[tuple[int, np.ndarray, float]]]]:
-    """Yield ``(frame_index, bgr_frame, [(person_id, xyxy, visibility), ...])`` for every frame."""
+    """Yield ``(frame_index, bgr_frame, [(person_id, xyxy, visibility), ...])`` for every frame.
+
+    Inside a fade or dissolve the boxes are those of the shot the frame belongs to (before the cut frame
+    the old shot, from it on the new one), with visibility scaled by that shot's weight in the picture.
+    """
     people = make_people(config, taxonomy)
     rng = np.random.default_rng(config.seed + 7919)
     starts, walks = _plan(config, people, rng)
     backgrounds = [_background(rng, config.width, config.height) for _ in starts]
+    spans = transition_spans(config)
     shot = 0
     for t in range(config.num_frames):
         while shot + 1 < len(starts) and t >= starts[shot + 1]:
             shot += 1
-        frame = backgrounds[shot].copy()
-        active = [w for w in walks if w.shot == shot and t >= w.start]
-        active.sort(key=lambda w: w.foot_y)  # farther (higher on screen) first: nearer ones occlude
-        masks = []
-        for w in active:
-            steps = t - w.start
-            cx = w.x0 + w.speed * steps
-            h = _shown_height(config, w.person, w.foot_y)
-            if cx < -h or cx > config.width + h:
-                masks.append(None)
-                continue
-            # Legs swing once per stride of about 0.8 body heights; phase follows the distance walked.
-            phase = w.phase0 + abs(w.speed) * steps * 2 * math.pi / (0.8 * h)
-            mask = np.zeros(frame.shape[:2], np.uint8)
-            _draw_person(frame, mask, w.person, cx, w.foot_y, h, phase, 1 if w.speed > 0 else -1)
-            masks.append(mask)
-        boxes = []
-        for i, (w, m) in enumerate(zip(active, masks, strict=True)):
-            if m is None:
-                continue
-            ys, xs = np.nonzero(m)
-            if len(xs) < 20:
-                continue
-            occluders = [mm for mm in masks[i + 1 :] if mm is not None]
-            hidden = np.zeros_like(m)
-            for mm in occluders:
-                hidden |= mm
-            visible = float(np.count_nonzero(m & ~hidden)) / float(len(xs))
-            xyxy = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
-            boxes.append((w.person.person_id, xyxy, visible))
+        frame, boxes = _render_shot(config, walks, backgrounds[shot], starts[shot], shot, t)
+        span = next((sp for sp in spans if sp[1] <= t <= sp[3] and sp[1] < sp[3]), None)
+        if span is not None:
+            kind, first, cut, last = span
+            new = t >= cut
+            if kind == "dissolve":
+                weight_new = (t - first + 0.5) / (last - first + 1)
+                other_shot = shot - 1 if new else shot + 1
+                other, _ = _render_shot(config, walks, backgrounds[other_shot], starts[other_shot], other_shot, t)
+                own = weight_new if new else 1.0 - weight_new
+                mixed = own * frame.astype(np.float32) + (1.0 - own) * other.astype(np.float32)
+            else:  # fade: out to black over the first half, in from black over the second
+                own = (t - cut + 0.5) / (last + 1 - cut) if new else (cut - t - 0.5) / (cut - first)
+                mixed = own * frame.astype(np.float32)
+            frame = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+            boxes = [(pid, b, vis * own) for pid, b, vis in boxes]
         yield t, frame, boxes
+
+
+def _render_shot(config: SynthConfig, walks: list[_Walk], background: np.ndarray, s0: int, shot: int, t: int) -> tuple[np.ndarray, list[tuple[int, np.ndarray, float]]]:
+    """Frame ``t`` as shot ``shot`` (starting at ``s0``) films it, with its ground-truth boxes. ``t`` may
+    lie outside the shot (the overlap of a dissolve): people who are in at the shot's start are extrapolated
+    backwards along their walk, the others walk on after its end."""
+    frame = background.copy()
+    active = [w for w in walks if w.shot == shot and (t >= w.start or w.start == s0)]
+    active.sort(key=lambda w: w.foot_y)  # farther (higher on screen) first: nearer ones occlude
+    masks = []
+    for w in active:
+        steps = t - w.start
+        cx = w.x0 + w.speed * steps
+        h = w.height or _shown_height(config, w.person, w.foot_y)
+        if cx < -h or cx > config.width + h:
+            masks.append(None)
+            continue
+        # Legs swing once per stride of about 0.8 body heights; phase follows the distance walked.
+        phase = w.phase0 + abs(w.speed) * steps * 2 * math.pi / (0.8 * h)
+        mask = np.zeros(frame.shape[:2], np.uint8)
+        _draw_person(frame, mask, w.person, cx, w.foot_y, h, phase, 1 if w.speed > 0 else -1)
+        masks.append(mask)
+    boxes = []
+    for i, (w, m) in enumerate(zip(active, masks, strict=True)):
+        if m is None:
+            continue
+        ys, xs = np.nonzero(m)
+        if len(xs) < 20:
+            continue
+        occluders = [mm for mm in masks[i + 1 :] if mm is not None]
+        hidden = np.zeros_like(m)
+        for mm in occluders:
+            hidden |= mm
+        visible = float(np.count_nonzero(m & ~hidden)) / float(len(xs))
+        xyxy = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float32)
+        boxes.append((w.person.person_id, xyxy, visible))
+    return frame, boxes
 
 
 def _codec_args(path: Path, config: SynthConfig) -> list[str]:
@@ -535,4 +631,4 @@ def render_video(path: str | Path, config: SynthConfig | None = None, *, taxonom
             inside = frames[(frames >= s0) & (frames < s1)]
             if len(inside):
                 appearances.append((pid, s, int(inside.min()), int(inside.max())))
-    return SynthGroundTruth(config, mot, people, starts, appearances, str(path))
+    return SynthGroundTruth(config, mot, people, starts, appearances, str(path), transition_spans(config))

@@ -2,11 +2,28 @@
 and MOT metrics."""
 
 from portrait_builder.track.kalman import CHI2INV95, KalmanFilter
-from portrait_builder.track.shots import ShotCutConfig, ShotCutDetector
+from portrait_builder.track.shots import (
+    DEFAULT_SHOT_DETECTOR,
+    SHOT_DETECTORS,
+    CutScore,
+    ShotBoundaryDetector,
+    ShotCutConfig,
+    ShotCutDetector,
+    create_shot_detector,
+    detect_shot_cuts,
+    score_cuts,
+)
 from portrait_builder.track.tracker import JDETracker, TrackerConfig, TrackState
 
 __all__ = [
     "CHI2INV95",
+    "DEFAULT_SHOT_DETECTOR",
+    "SHOT_DETECTORS",
+    "CutScore",
+    "ShotBoundaryDetector",
+    "create_shot_detector",
+    "detect_shot_cuts",
+    "score_cuts",
     "JDETracker",
     "KalmanFilter",
     "ShotCutConfig",

@@ -1,6 +1,11 @@
-"""Hard shot-cut detection between consecutive processed frames, so the tracker can be reset at cuts.
+"""Shot boundaries: the first frame of each new shot, so the tracker can be reset at cuts.
 
-Each frame is reduced to a small HSV colour histogram (hue x saturation, plus a coarse value
+Streaming detectors behind one protocol (:class:`ShotBoundaryDetector`), chosen by name from
+:data:`SHOT_DETECTORS` with :func:`create_shot_detector`; :func:`detect_shot_cuts` runs one over a file;
+:func:`score_cuts` scores a cut list against an editor's (F1 within a frame tolerance).
+benchmarks/shots.py compares them (docs/benchmarks.md, "Shot boundaries").
+
+The histogram detector (:class:`ShotCutDetector`, wrapped as "histogram"): each frame is reduced to a small HSV colour histogram (hue x saturation, plus a coarse value
 histogram). A cut is declared when the Bhattacharyya distance to the previous frame is both above an
 absolute floor and several times the recent typical distance. People walking through a static or
 slowly panning shot change a few percent of the pixels and move the histogram little; a cut
@@ -9,13 +14,21 @@ replaces the whole palette.
 
 from __future__ import annotations
 
+import inspect
+import logging
+import subprocess
 from collections import deque
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import cv2
 import numpy as np
 
 from portrait_builder.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -104,3 +117,245 @@ class ShotCutDetector:
         else:
             self._recent.append(d)
         return cut
+
+
+# ------------------------------------------------------------------------------------ streaming API
+@runtime_checkable
+class ShotBoundaryDetector(Protocol):
+    """What the ingest pipeline feeds: EVERY decoded frame in order, already resized to ``frame_size``.
+
+    ``push`` returns the cuts newly decided (first frame index of each new shot, 0-based, ascending);
+    a detector with look-ahead decides later, and ``decided_until`` says up to which frame index every
+    decision is final (-1 at the start). ``finish`` at the end of the video returns the remaining cuts.
+    """
+
+    name: str
+    frame_size: tuple[int, int]  # (width, height) of the BGR uint8 frames it wants
+
+    def push(self, index: int, frame: np.ndarray) -> list[int]: ...
+
+    @property
+    def decided_until(self) -> int: ...
+
+    def finish(self) -> list[int]: ...
+
+    def reset(self) -> None: ...
+
+
+class HistogramShotDetector:
+    """:class:`ShotCutDetector` on small frames: decides each frame as it comes (no look-ahead)."""
+
+    name = "histogram"
+
+    def __init__(self, frame_size: tuple[int, int] = (64, 36), config: ShotCutConfig | None = None):
+        self.frame_size = _check_size(frame_size)
+        self._detector = ShotCutDetector(config)
+        self.reset()
+
+    def reset(self) -> None:
+        self._detector.reset()
+        self._index = -1
+
+    @property
+    def decided_until(self) -> int:
+        return self._index
+
+    def push(self, index: int, frame: np.ndarray) -> list[int]:
+        _check_order(self.name, self._index, index)
+        self._index = index
+        return [index] if self._detector.is_cut(frame) else []
+
+    def finish(self) -> list[int]:
+        return []
+
+
+class SceneDetectShotDetector:
+    """PySceneDetect's ContentDetector ("content") or AdaptiveDetector ("adaptive") with its defaults.
+
+    Its defaults assume about 256 px wide frames (it downscales by ``width // 256``) and suppress a new
+    cut within ``min_scene_len`` (15) frames of the last one.
+    """
+
+    def __init__(self, kind: str = "content", frame_size: tuple[int, int] = (256, 144), fps: float = 24.0, **detector_options):
+        try:
+            from scenedetect import AdaptiveDetector, ContentDetector
+        except ImportError:  # pragma: no cover - it is in install_requires
+            raise UserError("the content and adaptive shot detectors need PySceneDetect: pip install scenedetect-headless") from None
+        classes = {"content": ContentDetector, "adaptive": AdaptiveDetector}
+        if kind not in classes:
+            raise UserError(f"unknown PySceneDetect detector {kind!r}; valid: {', '.join(classes)}")
+        _check_options(kind, classes[kind].__init__, detector_options)
+        self.name = kind
+        self.frame_size = _check_size(frame_size)
+        self._make = lambda: classes[kind](**detector_options)
+        self._fps = float(fps)
+        self.reset()
+
+    def reset(self) -> None:
+        self._detector = self._make()
+        self._index = -1
+        self._finished = False
+
+    @property
+    def decided_until(self) -> int:
+        return self._index if self._finished else max(-1, self._index - self._detector.event_buffer_length)
+
+    def push(self, index: int, frame: np.ndarray) -> list[int]:
+        from scenedetect import FrameTimecode
+
+        _check_order(self.name, self._index, index)
+        self._index = index
+        return [c.frame_num for c in self._detector.process_frame(FrameTimecode(index, self._fps), frame) if c.frame_num > 0]
+
+    def finish(self) -> list[int]:
+        from scenedetect import FrameTimecode
+
+        if self._index < 0:
+            return []
+        cuts = [c.frame_num for c in self._detector.post_process(FrameTimecode(self._index, self._fps))]
+        self._finished = True
+        return [c for c in cuts if c > 0]
+
+
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
+    w, h = (int(v) for v in size)
+    if w < 8 or h < 8:
+        raise UserError(f"shot detector frame_size must be at least 8x8, got {w}x{h}")
+    return w, h
+
+
+def _check_order(name: str, last: int, index: int) -> None:
+    if index != last + 1:
+        raise ValueError(f"{name}: frames must be pushed in order from 0; expected {last + 1}, got {index}")
+
+
+def _check_options(name: str, factory: Callable, options: dict) -> None:
+    params = inspect.signature(factory).parameters
+    valid = [p for p in params if p not in ("self", "args", "kwargs")]
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise UserError(f"shot detector {name!r}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
+
+
+def _transnetv2(**options) -> ShotBoundaryDetector:
+    from portrait_builder.track.transnetv2 import TransNetV2ShotDetector
+
+    _check_options("transnetv2", TransNetV2ShotDetector.__init__, options)
+    return TransNetV2ShotDetector(**options)
+
+
+def _histogram(**options) -> ShotBoundaryDetector:
+    _check_options("histogram", HistogramShotDetector.__init__, options)
+    return HistogramShotDetector(**options)
+
+
+def _hybrid(**options) -> ShotBoundaryDetector:
+    from portrait_builder.track.transnetv2 import HybridShotDetector
+
+    _check_options("hybrid", HybridShotDetector.__init__, options)
+    return HybridShotDetector(**options)
+
+
+#: name -> factory(**options)
+SHOT_DETECTORS: dict[str, Callable[..., ShotBoundaryDetector]] = {
+    "histogram": _histogram,
+    "content": lambda **o: SceneDetectShotDetector("content", **o),
+    "adaptive": lambda **o: SceneDetectShotDetector("adaptive", **o),
+    "transnetv2": _transnetv2,
+    "hybrid": _hybrid,
+}
+#: Chosen by F1 on the development film clip and synthetic cuts, fades and dissolves at a small share
+#: of one core (benchmarks/shots.py; docs/benchmarks.md, "Shot boundaries").
+DEFAULT_SHOT_DETECTOR = "hybrid"
+
+
+def create_shot_detector(name: str = DEFAULT_SHOT_DETECTOR, **options) -> ShotBoundaryDetector:
+    """A new shot-boundary detector by name (see :data:`SHOT_DETECTORS`)."""
+    if name not in SHOT_DETECTORS:
+        raise UserError(f"unknown shot detector {name!r}; valid: {', '.join(SHOT_DETECTORS)}")
+    return SHOT_DETECTORS[name](**options)
+
+
+def iter_small_frames(path: str | Path, frame_size: tuple[int, int]):
+    """Yield ``(index, bgr_frame)`` for every frame of ``path``, scaled to ``frame_size`` by ffmpeg
+    (passthrough timing, as the decoder: one output frame per decoded frame)."""
+    from portrait_builder.video import ffmpeg_exe
+    from portrait_builder.video.decode import _check_file
+
+    path = _check_file(path)
+    w, h = _check_size(frame_size)
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
+           "-vf", f"scale={w}:{h}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:"]  # fmt: skip
+    size = w * h * 3
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+    try:
+        index = 0
+        while True:
+            buf = proc.stdout.read(size)
+            if len(buf) < size:
+                break
+            yield index, np.frombuffer(buf, np.uint8).reshape(h, w, 3)
+            index += 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.stdout.close()
+        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        proc.stderr.close()
+        rc = proc.wait()
+    if rc not in (0, -9) and index == 0:
+        raise UserError(f"cannot decode {path}: {err.splitlines()[-1] if err else f'ffmpeg exited with {rc}'}")
+
+
+def detect_shot_cuts(path: str | Path, name: str = DEFAULT_SHOT_DETECTOR, *, progress: bool = False, **options) -> list[int]:
+    """The cut list of a video file: first frame index (0-based) of each new shot, ascending."""
+    from tqdm import tqdm
+
+    detector = create_shot_detector(name, **options)
+    cuts: list[int] = []
+    for index, frame in tqdm(iter_small_frames(path, detector.frame_size), desc=f"shot cuts ({name})", unit="frame", disable=not progress):
+        cuts += detector.push(index, frame)
+    cuts += detector.finish()
+    return sorted(cuts)
+
+
+# ------------------------------------------------------------------------------------------ scoring
+@dataclass(frozen=True)
+class CutScore:
+    tp: int
+    fp: int
+    fn: int
+
+    @property
+    def precision(self) -> float:
+        return self.tp / (self.tp + self.fp) if self.tp + self.fp else 1.0
+
+    @property
+    def recall(self) -> float:
+        return self.tp / (self.tp + self.fn) if self.tp + self.fn else 1.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def __add__(self, other: CutScore) -> CutScore:
+        return CutScore(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+
+def score_cuts(predicted: Sequence[int], truth: Sequence[int], tolerance: int = 2) -> CutScore:
+    """Match reported cuts one-to-one to true cuts within ``tolerance`` frames (maximum matching, then
+    the smallest total distance: scipy's linear_sum_assignment). A true cut reported twice counts one
+    true positive and one false positive, so a gradual transition must be reported once."""
+    from scipy.optimize import linear_sum_assignment
+
+    p = np.asarray(sorted(predicted), np.int64)
+    t = np.asarray(sorted(truth), np.int64)
+    if len(p) == 0 or len(t) == 0:
+        return CutScore(0, len(p), len(t))
+    dist = np.abs(p[:, None] - t[None, :])
+    # Pairs out of tolerance cost more than any set of in-tolerance pairs, so the count is maximal first.
+    cost = np.where(dist <= tolerance, dist, (tolerance + 1) * (len(p) + len(t)) + 1)
+    rows, cols = linear_sum_assignment(cost)
+    tp = int((dist[rows, cols] <= tolerance).sum())
+    return CutScore(tp, len(p) - tp, len(t) - tp)
