@@ -63,6 +63,17 @@ def test_table3_shape_paper_versus_interpolated():
     assert lts(counts, variant="interpolated") == pytest.approx((146 + 9.8 / 10) / 150.2, rel=1e-12)
 
 
+@pytest.mark.parametrize("counts", [[50, 50], [60, 40], [99, 1], [5, 3, 1, 0, 0], [1, 1, 1, 1, 1]])
+def test_few_classes_paper_value_ignores_the_distribution(counts):
+    """N <= 1 / k: the largest class alone holds k of the samples, so n_k = 1 and the paper's LTS is
+    1 / (k N) for any counts; the interpolated variant still tells the distributions apart
+    (hand-computed: need 0.2 * total of the largest class)."""
+    n = len(counts)
+    assert lts(counts) == pytest.approx(1 / (0.2 * n), rel=1e-12)
+    share = 0.2 * sum(counts) / max(counts)
+    assert lts(counts, variant="interpolated") == pytest.approx(share / (0.2 * n), rel=1e-12)
+
+
 def test_unknown_variant_lists_the_valid_ones():
     with pytest.raises(ValueError, match="valid: paper, interpolated"):
         lts([1, 2], variant="fractional")
