@@ -1,15 +1,21 @@
 """Consistency of crop files and crop rows: orphans (files no row names) and missing files (rows whose
-file is gone). Repair deletes orphans and re-cuts missing crops from their source video."""
+file is gone). Repair deletes orphans and re-cuts missing crops from their source video.
+
+A SQLite project is single-workstation: its folder, store and crops folder should be the owner's
+only; doctor lists those others can read (projects made before init restricted them) and repair
+restricts them."""
 
 from __future__ import annotations
 
 import logging
+import stat
 from pathlib import Path
 
 from sqlalchemy import select
 
 from portrait_builder.ingest.crops import encode_jpeg, extract_crop
 from portrait_builder.store import Crop, Project, Video
+from portrait_builder.store.project import CONFIG_NAME, OWNER_ONLY_DIR, OWNER_ONLY_FILE
 
 log = logging.getLogger(__name__)
 
@@ -18,7 +24,8 @@ def doctor(project: Project, repair: bool = False) -> dict:
     """Report (and with ``repair`` fix) the crop root against the crop rows.
 
     Returns ``{"orphans": [...], "temp_files": [...], "missing": [...], "removed": n, "restored": n,
-    "unrepairable": [...]}`` with paths relative to the crop root.
+    "unrepairable": [...], "readable_by_others": [...]}`` with paths relative to the crop root (the
+    last: paths of a SQLite project that others may read; after a repair, the ones left).
     """
     root = project.crop_root
     with project.session() as s:
@@ -39,6 +46,7 @@ def doctor(project: Project, repair: bool = False) -> dict:
         "removed": 0,
         "restored": 0,
         "unrepairable": [],
+        "readable_by_others": _readable_by_others(project, repair),
     }
     if not repair:
         return report
@@ -83,3 +91,23 @@ def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
             if frame.index >= last:
                 break
     return done
+
+
+def _readable_by_others(project: Project, repair: bool) -> list[str]:
+    """Paths of a SQLite project that group or others may read; with ``repair``, made owner-only first."""
+    if not project.is_sqlite:
+        return []  # a team store's crops folder is shared on purpose (docs/team.md)
+    root = project.root
+    paths = [(root, OWNER_ONLY_DIR), (project.crop_root, OWNER_ONLY_DIR), (root / CONFIG_NAME, OWNER_ONLY_FILE)]
+    paths += [(p, OWNER_ONLY_FILE) for p in root.glob("store.sqlite*")]
+    found = []
+    for path, mode in paths:
+        if not path.exists() or not stat.S_IMODE(path.stat().st_mode) & 0o077:
+            continue
+        if repair:
+            path.chmod(mode)
+            log.info("%s: now readable by its owner only", path)
+            continue
+        log.warning("%s can be read by other users of this machine; `portrait doctor --repair` restricts it", path)
+        found.append(str(path))
+    return found
