@@ -23,8 +23,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
                    help="backend option, repeatable (e.g. size=576x320 for a published JDE checkpoint, "
                    "upscale=2 for hog); values are read as YAML scalars")
-    p.add_argument("--track-stride", type=int, metavar="S", help="detect and track every S-th frame")
-    p.add_argument("--crop-every", type=int, metavar="N", help="one crop per track every N processed frames")
+    p.add_argument("--track-stride", type=int, metavar="S", help="detect and track every S-th frame (shot cuts are "
+                   "still found on every frame)")
+    p.add_argument("--crop-every", type=int, metavar="N", help="crops at every N-th processed frame, for every tracked "
+                   "person at once")
+    p.add_argument("--working-size", type=int, metavar="PX", help="detection on frames scaled down by ffmpeg to this "
+                   "longer side (default 640; 0: the source size); boxes are stored in source pixels")
+    p.add_argument("--no-letterbox", dest="letterbox", action="store_false", default=None,
+                   help="do not look for black bars (by default they are found once per video and left out)")
+    p.add_argument("--shot-detector", metavar="NAME", help="shot boundary detector (default: the package's)")
     p.add_argument("--min-height", type=float, metavar="PX", help="no crops of boxes shorter than this")
     p.add_argument("--min-score", type=float, metavar="X", help="no crops of boxes scoring below this")
     p.add_argument("--mot-out", metavar="FILE", help="also write every tracked box in MOTChallenge format "
@@ -50,7 +57,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 _FLAGS = {"detector": "detector", "weights": "weights", "device": "device", "track_stride": "track_stride",
-          "crop_every": "crop_every", "min_height": "min_height", "min_score": "min_score"}
+          "crop_every": "crop_every", "working_size": "working_size", "letterbox": "letterbox",
+          "shot_detector": "shot_detector", "min_height": "min_height", "min_score": "min_score"}
 
 
 def cmd_ingest(args) -> int:
@@ -97,8 +105,8 @@ def cmd_ingest(args) -> int:
         if report.get("skipped"):
             print(f"{v}: already ingested (video {report['video_id']}), nothing to do")
             continue
-        print(f"{v}: {report['status']}: {report['frames_processed']} frames, {report['tracks']} tracks, "
-              f"{report['crops']} crops, {report['fps_end_to_end']} frames/s")
+        print(f"{v}: {report['status']}: {report['frames_processed']} frames, {report.get('shots', 1)} shots, "
+              f"{report['tracks']} tracks, {report['crops']} crops, {report['fps_end_to_end']} frames/s")
         if report["status"] != "done":
             bad.append(f"{v}: {report['status']}: {report['error']}")
     if bad:

@@ -669,6 +669,7 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
                     break
                 if cuts:
                     tracker.reset()
+                    tracks.clear()  # no track crosses a cut: the ones of earlier shots never come back
                     shot_index += len(cuts)
                     shot_cuts = (*shot_cuts, *cuts)
             t1 = time.perf_counter()
