@@ -1,7 +1,7 @@
 """Consistency of crop files and crop rows: orphans (files no row names) and missing files (rows whose
 file is gone). Repair deletes orphans and re-cuts missing crops from their source video.
 
-A SQLite project is single-workstation: its folder, store and crops folder should be the owner's
+A SQLite project is single-workstation: its store, config and crops folder should be the owner's
 only; doctor lists those others can read (projects made before init restricted them) and repair
 restricts them."""
 
@@ -98,7 +98,8 @@ def _readable_by_others(project: Project, repair: bool) -> list[str]:
     if not project.is_sqlite:
         return []  # a team store's crops folder is shared on purpose (docs/team.md)
     root = project.root
-    paths = [(root, OWNER_ONLY_DIR), (project.crop_root, OWNER_ONLY_DIR), (root / CONFIG_NAME, OWNER_ONLY_FILE)]
+    # not the project folder itself: it may be a folder of the user's that existed before `portrait init`
+    paths = [(project.crop_root, OWNER_ONLY_DIR), (root / CONFIG_NAME, OWNER_ONLY_FILE)]
     paths += [(p, OWNER_ONLY_FILE) for p in root.glob("store.sqlite*")]
     found = []
     for path, mode in paths:

@@ -77,7 +77,8 @@ class Project:
             load_taxonomy(taxonomy)  # fail before anything is written
         config = ProjectConfig(db_url=db_url, taxonomy=taxonomy)
         single_user = not db_url
-        if single_user and not root.exists():
+        made_root = single_user and not root.exists()
+        if made_root:
             root.mkdir(parents=True, mode=OWNER_ONLY_DIR)
         engine = make_engine(_resolve_url(root, config, create_dir=True))
         migrate.upgrade(engine)
@@ -88,7 +89,8 @@ class Project:
         project = cls(root, config, engine)
         if single_user:
             # One workstation, one person: nobody else on the machine reads the labels or the crops.
-            for path in (root, crops):
+            # A folder that existed before keeps its mode (it may be the user's own, e.g. `portrait init .`).
+            for path in (root, crops) if made_root else (crops,):
                 path.chmod(OWNER_ONLY_DIR)
             for path in root.glob("store.sqlite*"):
                 path.chmod(OWNER_ONLY_FILE)

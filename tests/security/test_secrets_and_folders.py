@@ -182,14 +182,15 @@ def test_doctor_restricts_a_sqlite_project_others_can_read(tmp_path, caplog):
     from portrait_builder.ingest.doctor import doctor
 
     project = Project.init(tmp_path / "old")
-    (tmp_path / "old").chmod(0o755)  # as projects made before init restricted them
+    (tmp_path / "old" / "crops").chmod(0o755)  # as projects made before init restricted them
     (tmp_path / "old" / "store.sqlite").chmod(0o644)
     with caplog.at_level(logging.WARNING):
         report = doctor(project)
-    assert sorted(report["readable_by_others"]) == sorted([str(tmp_path / "old"), str(tmp_path / "old" / "store.sqlite")])
+    assert sorted(report["readable_by_others"]) == sorted([str(tmp_path / "old" / "crops"),
+                                                           str(tmp_path / "old" / "store.sqlite")])
     assert "can be read by other users" in caplog.text
     assert doctor(project, repair=True)["readable_by_others"] == []
-    assert stat.S_IMODE((tmp_path / "old").stat().st_mode) == 0o700
+    assert stat.S_IMODE((tmp_path / "old" / "crops").stat().st_mode) == 0o700
     assert stat.S_IMODE((tmp_path / "old" / "store.sqlite").stat().st_mode) == 0o600
     assert doctor(project)["readable_by_others"] == []
     project.close()
