@@ -706,7 +706,11 @@ class AnnotationService:
             moved[:] = [(n_moved, n_gender)]
             return records
 
-        self._write(fn, source="app")
+        # not self._write: that also returns this queue's leases on the written crops, and the merged
+        # crops were labelled already (in no identity queue); another queue's leases must stay
+        stamp = self._stamp()
+        records = self.project.run_write(lambda s: fn(s, stamp))
+        self._push(Action("app", tuple(ActionLabel(r.crop_id, r.attribute, r.value, r.id) for r in records)))
         with self.project.session() as s:
             keep, other = get_identity(s, self.taxonomy, keep_id), get_identity(s, self.taxonomy, other_id)
         self._characters.pop(keep.video_id, None)

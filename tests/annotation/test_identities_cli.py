@@ -177,3 +177,14 @@ def test_every_identities_command_has_help(capsys):
             main(["identities", action, "--help"])
         assert exc.value.code == 0
         assert "usage: portrait identities " + action in capsys.readouterr().out
+
+
+def test_merge_from_another_queue_keeps_that_queues_leases(cast):
+    """A reviewer working on the age queue merges two characters: the age crops leased to them stay theirs."""
+    project, c = cast
+    with AnnotationService(project, "rev", "age") as svc:
+        svc.claim(64)
+        held = svc.held_leases()
+        assert c["c1"][3] in held  # one of Anne's crops (no age yet) is in the reviewer's age queue
+        result = svc.merge_identities(c["ann"], c["anne"])
+        assert result.moved == 2 and svc.held_leases() == held
