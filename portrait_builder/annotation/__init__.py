@@ -3,13 +3,7 @@
 Plain dataclasses out; the store stays behind it. See :class:`AnnotationService`.
 """
 
-from portrait_builder.annotation.identities import (
-    CharacterInfo,
-    MergeResult,
-    list_identities,
-    merge_identities,
-    rename_identity,
-)
+from portrait_builder.annotation.identities import CharacterInfo, MergeResult, list_identities, rename_identity
 from portrait_builder.annotation.kappa import cohen_kappa
 from portrait_builder.annotation.service import (
     Action,
@@ -27,6 +21,7 @@ from portrait_builder.annotation.service import (
     add_annotator,
     get_annotator,
     list_annotators,
+    merge_identities,
 )
 
 __all__ = [

@@ -1,8 +1,9 @@
 """The characters of each movie outside the app: list, rename, merge, and find-or-create by name
 (for ``portrait labels import``).
 
-A merge writes new label rows (the history keeps the old ones) through the annotation service, so
-it is one action in the merging annotator's history that the app's undo reverses.
+A merge writes new label rows (the history keeps the old ones); the annotation service runs it
+(:func:`portrait_builder.annotation.service.merge_identities`), so it is one action in the merging
+annotator's history that the app's undo reverses.
 """
 
 from __future__ import annotations
@@ -217,18 +218,6 @@ def merge_labels(
     del held
     log.info("merged character %d into %d: %d crops, %d gender labels", other.id, keep.id, len(crop_ids), changed_gender)
     return records, len(crop_ids), changed_gender
-
-
-def merge_identities(project, keep_id: int, other_id: int, annotator: str) -> MergeResult:
-    """Merge character ``other_id`` into ``keep_id`` as ``annotator`` (who needs the right to label
-    identities): one action in that annotator's history, which the app's undo reverses."""
-    from portrait_builder.annotation.service import AnnotationService
-
-    service = AnnotationService(project, annotator, identity_attribute(project.taxonomy))
-    try:
-        return service.merge_identities(keep_id, other_id)
-    finally:
-        service.close(release_leases=False)  # the annotator's app may hold leases on this queue right now
 
 
 @dataclass(frozen=True)

@@ -223,6 +223,18 @@ def get_annotator(project: Project, name: str) -> AnnotatorInfo:
         return _info(row)
 
 
+def merge_identities(project: Project, keep_id: int, other_id: int, annotator: str | None) -> MergeResult:
+    """Merge character ``other_id`` into ``keep_id`` as ``annotator`` (on PostgreSQL: the login; the
+    name is a check), who needs the right to label identities: one action in that annotator's
+    history, which the app's undo reverses. See :meth:`AnnotationService.merge_identities`."""
+    ident_attr = next((a.name for a in project.taxonomy.attributes if a.kind == "identity"), None)
+    service = AnnotationService(project, annotator, ident_attr)
+    try:
+        return service.merge_identities(keep_id, other_id)
+    finally:
+        service.close(release_leases=False)  # the annotator's app may hold leases on this queue right now
+
+
 def _embedding(blob: bytes | None) -> np.ndarray | None:
     if not blob:
         return None

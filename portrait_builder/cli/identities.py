@@ -44,8 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     a.add_argument("project")
     a.add_argument("keep", metavar="KEEP", help="the character that stays")
     a.add_argument("other", metavar="OTHER", help="the character whose crops move to KEEP")
-    a.add_argument("--annotator", required=True, metavar="NAME",
-                   help="who merges (needs the right to label identities); the merge joins their undo history")
+    a.add_argument("--annotator", metavar="NAME",
+                   help="who merges (needs the right to label identities); the merge joins their undo history. On a "
+                   "PostgreSQL store it is the database login you connect with, and this name is only checked")
     a.set_defaults(func=cmd_merge)
 
 

@@ -162,6 +162,10 @@ def test_merge_refusals_are_one_line_and_change_nothing(cast, capsys):
         ([str(c["ann"]), str(c["bo"]), "--annotator", "ann_age"], "ann_age is assigned 'age'"),
         ([str(c["ann"]), str(c["bo"]), "--annotator", "nobody"], "no annotator 'nobody'"),
     ]
+    # no annotator named: SQLite asks for one; PostgreSQL takes the login, here the store's owner, no annotator
+    assert main(["identities", "merge", root, str(c["ann"]), str(c["bo"])]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("portrait: error: ") and "(--annotator NAME)" in err[0], err
     for args, message in cases:
         assert main(["identities", "merge", root, *args]) == 2
         err = capsys.readouterr().err.strip().splitlines()
