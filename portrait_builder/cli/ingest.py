@@ -78,6 +78,11 @@ def cmd_ingest(args) -> int:
     from portrait_builder.detect import detector_class
 
     detector_class(base.detector)  # an unknown backend fails before any video is opened
+    if base.shot_cuts and base.shot_detector:
+        from portrait_builder.track import SHOT_DETECTORS
+
+        if base.shot_detector not in SHOT_DETECTORS:
+            raise UserError(f"unknown shot detector {base.shot_detector!r}; valid: {', '.join(SHOT_DETECTORS)}")
     from portrait_builder.ingest.executors import VideoRequest, create_executor
 
     options = {}

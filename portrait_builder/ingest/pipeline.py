@@ -234,38 +234,11 @@ class _ShotFeed:
             return out
 
 
-class _HistogramShots:
-    """Stand-in ``ShotBoundaryDetector`` over the histogram ``ShotCutDetector``: decides each frame at once."""
-
-    name = "histogram"
-    frame_size = (160, 90)
-
-    def __init__(self):
-        from portrait_builder.track import ShotCutDetector
-
-        self._det = ShotCutDetector()
-        self.decided_until = -1
-
-    def push(self, index: int, frame: np.ndarray) -> list[int]:
-        self.decided_until = index
-        return [index] if self._det.is_cut(frame) else []
-
-    def finish(self) -> list[int]:
-        return []
-
-    def reset(self) -> None:
-        self._det.reset()
-        self.decided_until = -1
-
-
 def create_shots(name: str | None):
-    """The shot boundary detector ``name`` (None: the track package's default)."""
-    try:
-        from portrait_builder.track import DEFAULT_SHOT_DETECTOR, create_shot_detector
-    except ImportError:
-        if name not in (None, "histogram"):
-            raise UserError(f"unknown shot detector {name!r}; valid: histogram") from None
-        return _HistogramShots()
+    """The shot boundary detector ``name`` (None: the track package's default); unknown names are a
+    UserError listing the valid ones."""
+    from portrait_builder.track import DEFAULT_SHOT_DETECTOR, create_shot_detector
+
     return create_shot_detector(name or DEFAULT_SHOT_DETECTOR)
 
 

@@ -23,9 +23,9 @@ from portrait_builder.store import Crop, Project, Track
 from portrait_builder.synth import SynthConfig, render_video
 from portrait_builder.video import detect_picture_area, ffmpeg_exe, probe
 
-# Cuts that are not multiples of the stride below: found at frame accuracy or not at all.
 CUTS = (23, 41)
-BASE = IngestConfig(track_stride=2, crop_every=2, min_height=40, commit_every=10)
+# Geometry tests: the histogram shot detector (instant, no torch) finds both cuts of this clip.
+BASE = IngestConfig(track_stride=2, crop_every=2, min_height=40, commit_every=10, shot_detector="histogram")
 
 
 @pytest.fixture(scope="module")
@@ -111,20 +111,26 @@ def _frames(path, wanted: set[int]) -> dict:
         return {f.index: f.image.copy() for f in reader if f.index in wanted}
 
 
-def test_shot_cuts_at_frame_accuracy_with_stride(clips, tmp_path):
-    paths, gt = clips
-    assert gt.cuts == list(CUTS)
-    project, report = _ingest(tmp_path, "cuts", paths["clip"], IngestConfig(track_stride=3, crop_every=2, min_height=40))
-    assert report["shot_cuts"] == gt.cuts and report["shots"] == 3
+def test_shot_cuts_at_frame_accuracy_with_stride(tmp_path):
+    """The default shot detector inside ingest, stride 3: the report's cuts are the ground truth's and the
+    detector's own on every frame (``detect_shot_cuts``), although no cut is a processed frame."""
+    from portrait_builder.track import detect_shot_cuts
+
+    cuts = (23, 41, 80)
+    path = tmp_path / "cuts.mp4"
+    gt = render_video(path, SynthConfig(num_frames=120, shot_starts=cuts, seed=3))
+    assert gt.cuts == list(cuts) == detect_shot_cuts(path)
+    project, report = _ingest(tmp_path, "cuts", path, IngestConfig(track_stride=3, crop_every=2, min_height=40))
+    assert report["shot_cuts"] == gt.cuts and report["shots"] == 4
     crops = _crops(project)
     assert crops
     with project.session() as s:
         tracks = s.scalars(select(Track)).all()
     for t in tracks:  # the tracker reset at every cut: no track spans one
-        assert not any(t.first_frame < c <= t.last_frame for c in CUTS), (t.first_frame, t.last_frame)
-        assert t.shot_index == sum(c <= t.first_frame for c in CUTS)
+        assert not any(t.first_frame < c <= t.last_frame for c in cuts), (t.first_frame, t.last_frame)
+        assert t.shot_index == sum(c <= t.first_frame for c in cuts)
     for c, _ in crops.values():
-        assert c.shot_index == sum(cut <= c.frame_index for cut in CUTS)
+        assert c.shot_index == sum(cut <= c.frame_index for cut in cuts)
         assert c.frame_index % 6 == 0  # the crop schedule: every 2nd processed frame of stride 3
 
 
@@ -157,7 +163,7 @@ def test_face_fields_sharpness_and_phash_stored(clips, tmp_path):
     paths, _ = clips
     # working size below the clip's (480 -> 400): faces are mapped from working to source pixels
     project, report = _ingest(tmp_path, "faces", paths["clip"], IngestConfig(track_stride=2, crop_every=2, min_height=40,
-                              working_size=400), detector=_HeadFaces())
+                              working_size=400, shot_detector="histogram"), detector=_HeadFaces())
     assert report["working_size"] == [400, 266]
     crops = [c for c, _ in _crops(project).values()]
     seen = {True: 0, False: 0}
@@ -208,12 +214,13 @@ class _LateShots:
         self.inner.reset()
 
 
+@pytest.mark.slow
 def test_late_shot_decisions_do_not_deadlock(clips, tmp_path, monkeypatch):
     """A look-ahead of 40 frames with queues of 2: the tracking loop waits for decisions, the detect stage
     runs ahead past its bound meanwhile, and the result equals the immediate detector's."""
     paths, _ = clips
     monkeypatch.setattr(pipeline_module, "create_shots", lambda name: _LateShots(40))
-    cfg = IngestConfig(track_stride=2, crop_every=2, min_height=40, queue_size=2)
+    cfg = IngestConfig(track_stride=2, crop_every=2, min_height=40, queue_size=2, shot_detector="histogram")
     result = {}
     worker = threading.Thread(target=lambda: result.update(r=_ingest(tmp_path, "late", paths["clip"], cfg)), daemon=True)
     worker.start()
