@@ -103,6 +103,7 @@ def test_db_login_needs_postgresql(tmp_path):
     assert code == 2 and err.count("\n") == 1 and "need a PostgreSQL store" in err
 
 
+@pytest.mark.slow  # several `portrait` subprocesses
 def test_doctor_flags_and_removes_a_password(tmp_path, pg, caplog):
     """A portrait.yaml written before this check (or by hand) with a password: doctor flags it, --repair removes it,
     and the password appears in no output. (The test server trusts local logins, so the old URL still opens.)"""
@@ -141,6 +142,7 @@ def test_doctor_flags_and_removes_a_password(tmp_path, pg, caplog):
         pg.drop_database_and_roles(database, list(group_role_names(database).values()))
 
 
+@pytest.mark.slow  # several `portrait` subprocesses
 def test_add_login_reads_the_password_from_stdin_and_never_stores_it(tmp_path, pg):
     import uuid
 
