@@ -153,7 +153,8 @@ class _HeadFaces:
         return out
 
 
-def test_face_fields_sharpness_and_phash_stored(clips, tmp_path):
+def test_face_fields_sharpness_and_phash_stored(clips, tmp_path, project):
+    """On SQLite and PostgreSQL (the ``project`` fixture)."""
     imagehash = pytest.importorskip("imagehash")
     from PIL import Image
 
@@ -162,8 +163,9 @@ def test_face_fields_sharpness_and_phash_stored(clips, tmp_path):
 
     paths, _ = clips
     # working size below the clip's (480 -> 400): faces are mapped from working to source pixels
-    project, report = _ingest(tmp_path, "faces", paths["clip"], IngestConfig(track_stride=2, crop_every=2, min_height=40,
-                              working_size=400, shot_detector="histogram"), detector=_HeadFaces())
+    report = ingest_video(project, paths["clip"], IngestConfig(track_stride=2, crop_every=2, min_height=40, working_size=400,
+                          shot_detector="histogram"), progress=False, detector=_HeadFaces())
+    assert report["status"] == "done"
     assert report["working_size"] == [400, 266]
     crops = [c for c, _ in _crops(project).values()]
     seen = {True: 0, False: 0}
