@@ -11,6 +11,7 @@ from portrait_builder.errors import UserError
 # name -> "module:Class". Lazy strings: a backend's heavy imports happen only when it is chosen, and a
 # backend whose module is not installed yet (jde before its issue lands) fails with a clear line.
 DETECTORS: dict[str, str] = {
+    "film": "portrait_builder.detect.film:FilmDetector",
     "hog": "portrait_builder.detect.hog:HOGDetector",
     "onnx": "portrait_builder.detect.onnx:ONNXDetector",
     "jde": "portrait_builder.detect.jde.backend:JDEDetector",
