@@ -197,3 +197,16 @@ def refusal_message(exc: DBAPIError, login: str | None) -> str | None:
     first = str(orig).strip().splitlines()[0] if orig is not None else "permission denied"
     who = f" for login {login}" if login else ""
     return f"the database refused this{who}: {first} (ask a maintainer if you need this right)"
+
+
+def grant_writer_columns(conn: Connection, table: str, columns: list[str], privilege: str = "INSERT") -> None:
+    """For a later revision that adds columns annotators and reviewers set (e.g. a label's provenance):
+    grant them on those columns. Revision 0003 grants column by column, so without this their writes
+    that name the new column are refused. No-op on SQLite.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    groups = group_roles(conn)
+    cols = ", ".join(_quote_ident(conn, c) for c in columns)
+    writers = ", ".join(_quote_ident(conn, groups[r]) for r in ("annotator", "reviewer"))
+    conn.exec_driver_sql(f"GRANT {privilege} ({cols}) ON {_quote_ident(conn, table)} TO {writers}")

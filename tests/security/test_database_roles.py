@@ -220,3 +220,28 @@ def test_passwords_reach_the_server_only_as_scram_verifiers(team, pg):
     assert all(pw.startswith("SCRAM-SHA-256$") for _, pw in rows)
     text = "".join(p.read_text(errors="replace") for p in team.root.rglob("*.yaml"))
     assert "pw-" not in text and "password" not in text
+
+
+def test_a_later_revision_grants_its_new_writer_columns(team, pg):
+    """A column a later revision adds to labels is refused to writers until granted with the helper."""
+    from sqlalchemy import create_engine
+
+    from portrait_builder.store.engine import normalise_url
+    from portrait_builder.store.security import grant_writer_columns
+
+    owner = create_engine(normalise_url(pg.login_url(team.owner, team.database)))
+    with owner.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE labels ADD COLUMN provenance_test varchar(16)")
+    sql = LABEL.replace("source, created_at)", "source, created_at, provenance_test)").replace("0)", "0, 'clicked')")
+    args = (team.crop_ids[7], "age", "child", team.ids["ann_age"])
+    try:
+        with team.connect("ann_age") as conn:
+            assert "permission denied" in refused(conn, sql, args)
+        with owner.begin() as conn:
+            grant_writer_columns(conn, "labels", ["provenance_test"])
+        with team.connect("ann_age") as conn:
+            conn.execute(sql, args)
+    finally:
+        with owner.begin() as conn:
+            conn.exec_driver_sql("ALTER TABLE labels DROP COLUMN provenance_test")
+        owner.dispose()
