@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, load_only
 
 from portrait_builder.errors import UserError
@@ -144,8 +144,15 @@ def rename_identity(project, identity_id: int, name: str) -> CharacterInfo:
         if identity is None:
             raise UserError(f"no character with id {identity_id}; see `portrait identities list`")
         _check_unique_name(s, identity.video_id, name, identity.id)
-        identity.name = name
-        s.flush()
+        # An UPDATE statement rather than the ORM's flush: on a team store row-level security hides the
+        # row from a login without the right, the update matches nothing, and that must read as a refusal.
+        done = s.execute(update(Identity).where(Identity.id == identity.id).values(name=name)).rowcount
+        if not done:
+            login = project.login.name if getattr(project, "login", None) is not None else None
+            raise UserError(f"the database refused to rename character {identity.id}"
+                            + (f" for login {login}" if login else "")
+                            + ": renaming needs the right to label identities (ask a maintainer if you need it)")
+        s.expire(identity)
         return get_identity(s, project.taxonomy, identity.id)
 
     return project.run_write(tx)
