@@ -160,3 +160,22 @@ def test_a_login_without_rights_on_the_store_gets_one_line(team, pg, capsys, mon
     finally:
         with pg.admin_connect() as conn:
             conn.execute(f'DROP ROLE "{stranger}"')
+
+
+def test_identity_annotator_works_through_the_service_as_own_login(team, as_login):
+    """The identity view's writes (new character, exemplar click, rename, undo) pass the policies."""
+    from portrait_builder.annotation import AnnotationService
+
+    project = as_login("ann_id")
+    with AnnotationService(project, None) as svc:
+        first = svc.next_item()
+        celia = svc.new_identity(first.id, "female", "Celia")
+        second = svc.next_item()
+        svc.assign_identity(second.id, celia.id)
+        labels = svc.get_item(second.id).labels
+        assert (labels["identity"], labels["gender"]) == (str(celia.id), "female")
+        assert svc.rename_identity(celia.id, "Celia B").name == "Celia B"
+        undone = svc.undo()
+        assert second.id in undone.crop_ids and svc.get_item(second.id).labels.get("identity") is None
+    with team.connect("chief") as conn:
+        assert conn.execute("SELECT created_by FROM identities WHERE id = %s", (celia.id,)).fetchone() == (team.ids["ann_id"],)
