@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from portrait_builder.cpus import fit_torch_threads, loader_workers
 from portrait_builder.errors import UserError
 from portrait_builder.release import load_release
 from portrait_builder.train.augment import TrainAugment
@@ -132,6 +133,7 @@ def train(
     rank, world, dev = _dist_setup()
     if device is not None:
         dev = torch.device(device)
+    fit_torch_threads(int(os.environ.get("LOCAL_WORLD_SIZE", world)))
     out = Path(out_dir)
     last = out / LAST
     if rank == 0:
@@ -196,7 +198,7 @@ def train(
                           cache=len(table) <= config.cache_max_crops)
     sampler = create_sampler(config.sampler, identity_array(table), config.batch_size, config.num_instances,
                              config.seed)
-    workers = 0 if dataset.cached else config.num_workers
+    workers = 0 if dataset.cached else loader_workers(config.num_workers)
     loader = DataLoader(dataset, batch_sampler=sampler, num_workers=workers, pin_memory=dev.type == "cuda",
                         persistent_workers=False)
     augment = TrainAugment(config.input_size, config.pad, config.flip_p, config.erase_p).to(dev)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from portrait_builder.cpus import fit_torch_threads, loader_workers
 from portrait_builder.errors import UserError
 from portrait_builder.evaluate import macro_f1, piq, reid_metrics_from_features
 from portrait_builder.release import load_release
@@ -65,12 +66,14 @@ def evaluate(
     ckpt = load_checkpoint(checkpoint)
     model, config, tasks = model_from_checkpoint(ckpt)
     dev = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    fit_torch_threads()
     release = load_release(release_dir, require_manifest=False)
     test = release.subset("query", "gallery")
     if test.empty:
         raise UserError(f"release {release.root} has no query or gallery crops")
     dataset = CropDataset(release.root, test["file"].tolist(), config.input_size)
-    pred = predict(model, dataset, dev, batch_size or config.eval_batch_size, progress, config.num_workers)
+    pred = predict(model, dataset, dev, batch_size or config.eval_batch_size, progress,
+                   loader_workers(config.num_workers))
     row: dict = {"variant": config.name, "epochs": int(ckpt["epoch"])}
 
     is_q = np.array(test["subset"] == "query", dtype=bool)

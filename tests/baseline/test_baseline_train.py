@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import warnings
 
 import numpy as np
 import pytest
@@ -71,6 +73,28 @@ def test_baseline_two_epochs_lower_the_loss_and_beat_chance(trained):
     assert ours > np.mean(list(chance["f1"].values())) + 0.03
     assert row["PIQ"] > chance["PIQ"]
     assert row["PIQ"] == pytest.approx((row["ReID"] + row["App"] + row["Pos"] + row["Emo"]) / 4)
+
+
+def test_baseline_evaluate_workers_follow_the_available_cpus(trained, tmp_path, monkeypatch):
+    # The paper configurations ask for 4 DataLoader workers; on a 1-CPU process evaluate uses 1 worker
+    # and 1 torch thread, so PyTorch does not warn about exceeding the CPUs, and the numbers are the same.
+    release_dir, result = trained
+    ckpt = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
+    ckpt["config"]["num_workers"] = 4
+    four = tmp_path / "four_workers.pt"
+    torch.save(ckpt, four)
+    plain = evaluate(release_dir, result.checkpoint, progress=False)
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            row = evaluate(release_dir, four, progress=False)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
+    assert not [w for w in caught if "worker" in str(w.message)], [str(w.message) for w in caught]
+    assert row["macro_mAP"] == pytest.approx(plain["macro_mAP"]) and row["PIQ"] == pytest.approx(plain["PIQ"])
 
 
 def test_baseline_resume_reproduces_an_uninterrupted_run(trained, tmp_path, capsys):
