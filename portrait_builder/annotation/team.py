@@ -16,7 +16,7 @@ from portrait_builder.annotation.service import AnnotatorInfo, _info, get_annota
 from portrait_builder.errors import UserError
 from portrait_builder.store.models import Annotator, Lease
 from portrait_builder.store.project import Project
-from portrait_builder.store.security import check_login_name, role_exists, set_login_enabled
+from portrait_builder.store.security import check_login_name, create_login, role_exists, set_login_enabled
 
 
 def check_team_store(project: Project, login: str) -> None:
@@ -89,3 +89,24 @@ def login_exists(project: Project, login: str) -> bool:
     """True when the server already has this login (a person on several projects keeps one login)."""
     with project.engine.connect() as conn:
         return role_exists(conn, login)
+
+
+def attach_login(project: Project, name: str, login: str, password: str | None) -> AnnotatorInfo:
+    """Give an existing annotator (e.g. from before revision 0003) a database login, created or reused."""
+    check_team_store(project, login)
+
+    def tx(s: Session) -> AnnotatorInfo:
+        row = s.scalar(select(Annotator).where(Annotator.name == name))
+        if row is None:
+            raise UserError(f"no annotator {name!r} in {project.root}; add one with `portrait annotators add`")
+        if row.db_login is not None:
+            raise UserError(f"annotator {name!r} already has the login {row.db_login}")
+        if s.scalar(select(Annotator.name).where(Annotator.db_login == login)) is not None:
+            raise UserError(f"login {login} already belongs to another annotator of this project")
+        row.db_login = login
+        create_login(s.connection(), login, row.role, password)
+        s.flush()
+        return _info(row)
+
+    project.record_identity_attribute()
+    return project.run_write(tx)

@@ -41,6 +41,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     how.add_argument("--password-stdin", action="store_true", help="read the new login's password from the first line of stdin")
     how.add_argument("--generate-password", action="store_true", help="generate the password and print it once")
     a.set_defaults(func=cmd_annotators_add)
+    a = asub.add_parser("login", help="give an existing annotator a database login (PostgreSQL)",
+                        description="Create (or reuse) a database login for an annotator added without one, e.g. "
+                        "before the store was upgraded to database-enforced roles.")
+    a.add_argument("project")
+    a.add_argument("name")
+    a.add_argument("--login", metavar="LOGIN", help="name of the database login (default: NAME in lower case)")
+    how = a.add_mutually_exclusive_group()
+    how.add_argument("--password-stdin", action="store_true", help="read the new login's password from the first line of stdin")
+    how.add_argument("--generate-password", action="store_true", help="generate the password and print it once")
+    a.set_defaults(func=cmd_annotators_login)
     a = asub.add_parser("list", help="list annotators", description="List the project's annotators.")
     a.add_argument("project")
     a.set_defaults(func=cmd_annotators_list)
@@ -115,11 +125,29 @@ def cmd_annotators_add(args) -> int:
     info = add_annotator(project, args.name, args.role, args.attribute, db_login=login, password=password)
     print(f"added {info.role} {info.name}" + (f" (attribute {info.attribute})" if info.attribute else ""))
     if login:
-        state = "created" if password else "existing login, password unchanged"
-        print(f"database login {login} ({state})")
-        if generated:
-            # shown once, never stored: the person puts it in their own password file (docs/team.md)
-            print(f"password for {login} (shown only now): {password}")
+        _print_login(login, password, generated)
+    return 0
+
+
+def _print_login(login: str, password: str | None, generated: bool) -> None:
+    state = "created" if password else "existing login, password unchanged"
+    print(f"database login {login} ({state})")
+    if generated:
+        # shown once, never stored: the person puts it in their own password file (docs/team.md)
+        print(f"password for {login} (shown only now): {password}")
+
+
+def cmd_annotators_login(args) -> int:
+    from portrait_builder.annotation.team import attach_login, check_team_store, login_exists
+    from portrait_builder.store import Project
+
+    project = Project.open(args.project)
+    login = args.login or args.name.strip().lower()
+    check_team_store(project, login)
+    password, generated = (None, False) if login_exists(project, login) else _new_password(args, login)
+    info = attach_login(project, args.name, login, password)
+    print(f"{info.name} ({info.role}) now connects as {login}")
+    _print_login(login, password, generated)
     return 0
 
 

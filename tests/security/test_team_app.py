@@ -179,3 +179,41 @@ def test_identity_annotator_works_through_the_service_as_own_login(team, as_logi
         assert second.id in undone.crop_ids and svc.get_item(second.id).labels.get("identity") is None
     with team.connect("chief") as conn:
         assert conn.execute("SELECT created_by FROM identities WHERE id = %s", (celia.id,)).fetchone() == (team.ids["ann_id"],)
+
+
+def test_an_existing_store_upgraded_to_roles_gives_its_annotators_logins(tmp_path, pg, capsys):
+    """A team store from before revision 0003 (annotators, no logins): upgrade, then `annotators login`."""
+    import uuid
+
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    from portrait_builder.store import Project, migrate
+    from portrait_builder.store.security import group_role_names
+
+    tag = uuid.uuid4().hex[:8]
+    database, login = f"pb_sec_up_{tag}", f"pb_sec_up_ana_{tag}"
+    with pg.admin_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{database}"')
+    try:
+        url = make_url(pg.url).set(database=database).render_as_string(hide_password=False)
+        project = Project.init(tmp_path / "p", db_url=url)
+        migrate.downgrade(project.engine, "0002")
+        with project.engine.begin() as conn:
+            conn.execute(text("INSERT INTO annotators (name, role, attribute, created_at) VALUES ('Ana', 'annotator', 'age', 0)"))
+        code, _, err = _cli(capsys, "upgrade", tmp_path / "p")
+        assert code == 0, err
+        code, out, err = _cli(capsys, "annotators", "login", tmp_path / "p", "Ana", "--login", login, "--generate-password")
+        assert code == 0 and f"Ana (annotator) now connects as {login}" in out and "(shown only now)" in out, err
+        code, _, err = _cli(capsys, "annotators", "login", tmp_path / "p", "Ana", "--login", login)
+        assert code == 2 and "already has the login" in _one_line(err)
+        with pg.admin_connect(database) as conn:
+            admin_rights = conn.execute("SELECT portrait_may_write('age'), portrait_may_write('height')").fetchone()
+        assert admin_rights == (False, False)  # the administrator has no annotator row
+        import psycopg
+
+        with psycopg.connect(pg.login_url(login, database), autocommit=True) as conn:
+            assert conn.execute("SELECT portrait_may_write('age'), portrait_may_write('height')").fetchone() == (True, False)
+        project.close()
+    finally:
+        pg.drop_database_and_roles(database, [login, *group_role_names(database).values()])
