@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import sysconfig
 import venv
 from pathlib import Path
 
@@ -27,10 +28,15 @@ def test_wheel_installs_and_finds_its_resources(tmp_path):
                    check=True, capture_output=True, timeout=600)
     wheel = next(dist.glob("portrait_builder-*.whl"))
     env_dir = tmp_path / "venv"
-    # system site packages give the venv the heavy dependencies (torch, Qt) without a download;
-    # the package itself comes from the wheel, which the venv's own site-packages puts first.
-    venv.EnvBuilder(with_pip=True, system_site_packages=True).create(env_dir)
+    # The running environment's site-packages give the new venv the heavy dependencies (torch, Qt)
+    # without a download: a .pth line appends that folder after the venv's own site-packages, so the
+    # package itself comes from the wheel. (system_site_packages would name the base interpreter's
+    # folder, which lacks them when the tests run inside a virtual environment.)
+    venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
+    own_site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              check=True, capture_output=True, text=True).stdout.strip()
+    Path(own_site, "_running_env.pth").write_text(sysconfig.get_paths()["purelib"] + "\n", encoding="utf-8")
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)], check=True, timeout=300)
     probe = (
         "import portrait_builder, json\n"
