@@ -33,7 +33,7 @@ class IngestConfig:
     mot_out: write every tracked box of every processed frame here (MOTChallenge, 1-based frames).
     """
 
-    detector: str = "hog"
+    detector: str = "film"
     weights: str | None = None
     device: str = "auto"
     detector_options: dict = field(default_factory=dict)
