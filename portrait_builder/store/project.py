@@ -111,8 +111,8 @@ class Project:
             log.warning("%s holds a database password; remove it with `portrait doctor %s --repair`", cfg_path, root)
         url = _resolve_url(root, config)
         user = os.environ.get(DB_USER_ENV)
-        if user and config.db_url:
-            url = make_url(url).set(username=user).render_as_string(hide_password=False)
+        if user and config.db_url:  # another person's password (an old config) is not sent for this login
+            url = make_url(url).set(username=user)._replace(password=None).render_as_string(hide_password=False)
         engine = make_engine(url)
         project = cls(root, config, engine)
         if require_current:

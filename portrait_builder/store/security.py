@@ -17,12 +17,12 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from portrait_builder.errors import UserError
+from portrait_builder.store.models import ROLES
 
 #: Settings key under which revision 0003 records the names of this database's group roles.
 GROUP_ROLES_SETTING = "db_group_roles"
 #: Settings key naming the taxonomy's identity attribute (the policies let its annotators create characters).
 IDENTITY_ATTRIBUTE_SETTING = "identity_attribute"
-PROJECT_ROLES = ("annotator", "reviewer", "maintainer")
 INSUFFICIENT_PRIVILEGE = "42501"  # SQLSTATE of "permission denied" and of a row-level security refusal
 MAX_IDENTIFIER = 63  # PostgreSQL truncates longer names
 LOGIN_RE = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -85,7 +85,7 @@ def group_role_names(database: str) -> dict[str, str]:
     stem = re.sub(r"[^a-z0-9_]", "_", database.lower())
     if len(f"portrait_{stem}_maintainer") > MAX_IDENTIFIER:
         stem = hashlib.sha256(database.encode()).hexdigest()[:16]
-    return {role: f"portrait_{stem}_{role}" for role in PROJECT_ROLES}
+    return {role: f"portrait_{stem}_{role}" for role in ROLES}
 
 
 def group_roles(conn: Connection) -> dict[str, str]:
@@ -164,7 +164,7 @@ def create_login(conn: Connection, login: str, role: str, password: str | None) 
         literal = "'" + verifier.replace("'", "''") + "'"
         conn.exec_driver_sql(f"CREATE ROLE {ident} LOGIN PASSWORD {literal}")
         created = True
-    for other in PROJECT_ROLES:  # one project role at a time
+    for other in ROLES:  # one project role at a time
         if other != role:
             conn.exec_driver_sql(f"REVOKE {_quote_ident(conn, groups[other])} FROM {ident}")
     conn.exec_driver_sql(f"GRANT {_quote_ident(conn, groups[role])} TO {ident}")
