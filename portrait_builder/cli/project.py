@@ -9,7 +9,8 @@ import json
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("init", help="create a project (config, store, crops/)", description="Create a project directory.")
     p.add_argument("project", help="project directory to create")
-    p.add_argument("--db", metavar="URL", help="database URL (default: sqlite store inside the project); postgresql://... for teams")
+    p.add_argument("--db", metavar="URL", help="database URL (default: sqlite store inside the project, readable by you "
+                   "only); postgresql://HOST/DB for teams, without a password (libpq reads it from ~/.pgpass)")
     p.add_argument("--taxonomy", metavar="FILE", help="label taxonomy YAML (default: the shipped Portrait250K taxonomy)")
     p.set_defaults(func=cmd_init)
 
@@ -48,7 +49,8 @@ def cmd_status(args) -> int:
         print(json.dumps(status, indent=2, sort_keys=True))
         return 0
     print(f"project    {status['project']}")
-    print(f"database   {status['database']} (schema {status['schema_revision']})")
+    login = f", login {status['login']}" if status.get("login") else ""
+    print(f"database   {status['database']} (schema {status['schema_revision']}{login})")
     videos = ", ".join(f"{k} {v}" for k, v in sorted(status["videos_by_status"].items()))
     print(f"videos     {status['videos']}" + (f" ({videos})" if videos else ""))
     for key in ("tracks", "crops", "identities"):

@@ -243,6 +243,7 @@ class Project:
             "project": str(self.root),
             "database": security.mask_url(self.engine.url.render_as_string(hide_password=False)),
             "schema_revision": migrate.current_revision(self.engine),
+            "login": self.login.name if self.login is not None else None,  # who this machine connects as
             **counts,
             "videos_by_status": by_status,
             "attributes": attributes,

@@ -85,6 +85,8 @@ def test_cli_turns_refusals_into_one_line(team, as_login, capsys):
         line = _one_line(err)
         assert code == 2 and f"the database refused this for login {login}" in line, line
         assert "permission denied" in line or "row-level security" in line
+    code, out, _ = _cli(capsys, "status", team.root)  # reading is allowed, and says who you are
+    assert code == 0 and f"login {login})" in out
     as_login(team.owner)  # nothing was written
     code, out, _ = _cli(capsys, "annotators", "list", team.root)
     assert "mallory" not in out and "active" in out.splitlines()[2]
