@@ -37,7 +37,6 @@ depends_on = None
 
 # Tables with row-level security; every other table is covered by plain privileges.
 RLS_TABLES = ("labels", "current_labels", "identities", "leases", "crops")
-WRITERS = ("annotator", "reviewer")
 
 
 def _roles(bind) -> dict[str, str]:
@@ -192,7 +191,9 @@ def _downgrade_postgresql(bind) -> None:
     schema = bind.execute(sa.text("SELECT current_schema()")).scalar_one()
     q = bind.dialect.identifier_preparer.quote_identifier
     s = q(schema)
-    roles = _roles(bind)
+    # the names the upgrade recorded (should the naming rule ever change, these are the ones that exist)
+    recorded = bind.execute(sa.text("SELECT value FROM settings WHERE key = :k"), {"k": GROUP_ROLES_SETTING}).scalar()
+    roles = dict(recorded) if recorded else _roles(bind)
 
     def run(sql: str) -> None:
         bind.exec_driver_sql(sql)
