@@ -112,6 +112,7 @@ def film(args) -> dict:
         "ingest_over_decode_floor": round(wall / decode_s, 3),
         "frames_processed": report["frames_processed"], "crops": report["crops"], "tracks": report["tracks"],
         "shot_cuts": report["shot_cuts"], "working_size": report["working_size"], "picture_area": report["picture_area"],
+        "track_stride": report["track_stride"],
         "stage_seconds": sec, "phash_share_of_wall": round(sec.get("phash", 0.0) / wall, 4),
         "cpus": ncpu,
         "load_average_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
@@ -121,7 +122,8 @@ def film(args) -> dict:
 def print_film(r: dict) -> None:
     print(f"{r['clip']}: {r['width']}x{r['height']} {r['fps']:g} fps, {r['frames']} frames ({r['video_seconds']} s of video)")
     c = r["config"]
-    print(f"defaults: detector {r['detector']}, track_stride {c['track_stride']}, crop_every {c['crop_every']}, "
+    print(f"defaults: detector {r['detector']}, track_stride {c['track_stride']} (used: {r['track_stride']}), "
+          f"crop_every {c['crop_every']}, "
           f"working size {r['working_size']}, picture area {r['picture_area']}")
     print(f"ingest wall {r['wall_seconds']:.2f} s -> {r['realtime_ratio']:.2f}x real time (target >= 1.5); "
           f"detector built once before, {r['detector_build_seconds']:.2f} s")

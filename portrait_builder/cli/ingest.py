@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="backend option, repeatable (e.g. size=576x320 for a published JDE checkpoint, "
                    "upscale=2 for hog); values are read as YAML scalars")
     p.add_argument("--track-stride", type=int, metavar="S", help="detect and track every S-th frame (shot cuts are "
-                   "still found on every frame)")
+                   "still found on every frame); 0 (default): from the frame rate, 3 for 24-30 fps film")
     p.add_argument("--crop-every", type=int, metavar="N", help="crops at every N-th processed frame, for every tracked "
                    "person at once")
     p.add_argument("--working-size", type=int, metavar="PX", help="detection on frames scaled down by ffmpeg to this "

@@ -13,7 +13,7 @@ Stages run concurrently with bounded queues (memory stays flat with video length
   the working size (longer side ``IngestConfig.working_size``, square pixels); boxes and face boxes
   are mapped back to the stored source pixel grid, which is what the store keeps.
 - Crops are taken on a fixed schedule: at every ``crop_every``-th processed frame (source index a
-  multiple of ``track_stride * crop_every``), for every tracked person at once. The schedule is known
+  multiple of ``stride * crop_every``, the stride from ``IngestConfig.stride_for``), for every tracked person at once. The schedule is known
   before decoding, so ffmpeg sends full-resolution frames for those frames only, and the crops (256x128,
   1:2 in displayed proportions) are cut as soon as the frame and its detections are there; the
   full frame is dropped at once. The tracker then decides which candidates belong to a track.
@@ -539,8 +539,9 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
     area = detect_picture_area(path, info) if config.letterbox else PictureArea.full(info)
     stats.seconds["letterbox"] = time.perf_counter() - t0
     shots = create_shots(config.shot_detector) if config.shot_cuts else None
-    crop_period = config.track_stride * config.crop_every
-    plan = StreamPlan(info, area, working_size(area, info.sar, config.working_size), stride=config.track_stride,
+    stride = config.stride_for(info.fps)
+    crop_period = stride * config.crop_every
+    plan = StreamPlan(info, area, working_size(area, info.sar, config.working_size), stride=stride,
                       start=start, full_every=crop_period, thumb_size=tuple(shots.frame_size) if shots else None)
     offset = np.array([area.x, area.y, area.x, area.y], np.float32)
     log.info("%s: picture area %s of %dx%d (sar %.4g), working size %dx%d", path.name, area.as_list(),
@@ -617,13 +618,13 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
     mot_file = _open_mot(config.mot_out, start) if config.mot_out else None
     total = None
     if info.frame_count:
-        total = max(0, len(range(start + (-start) % config.track_stride, info.frame_count, config.track_stride)))
+        total = max(0, len(range(start + (-start) % stride, info.frame_count, stride)))
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=total, desc=path.name[:30], unit="frame", dynamic_ncols=True, leave=True)
-    tracker = JDETracker(tracker_cfg, frame_rate=info.fps / config.track_stride, first_id=next_id)
+    tracker = JDETracker(tracker_cfg, frame_rate=info.fps / stride, first_id=next_id)
     threads = [threading.Thread(target=fn, name=f"ingest-{fn.__name__}", daemon=True) for fn in (detect, write)]
     decoder.start()
     for t in threads:
@@ -718,6 +719,7 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
         "picture_area": area.as_list(),
         "sar": info.sar,
         "working_size": list(plan.work_size),
+        "track_stride": stride,
         "seconds": dict(stats.seconds),
         "error": error[0],
         "detector": {"name": detector.name, "fingerprint": detector.fingerprint},
@@ -791,7 +793,7 @@ def finish_video(project: Project, prepared: PreparedVideo, produced: dict) -> d
         "error": produced["error"],
         "resumed_from_frame": job.start if job.start > 0 else None,
         **{k: produced[k] for k in ("frames_decoded", "frames_processed", "detections", "tracked_boxes", "tracks", "crops", "shots",
-                                    "shot_cuts", "shot_detector", "picture_area", "working_size")},
+                                    "shot_cuts", "shot_detector", "picture_area", "working_size", "track_stride")},
         "seconds": {**{k: round(v, 3) for k, v in produced["seconds"].items()}, "wall": round(wall, 3)},
         "fps_end_to_end": round(produced["frames_processed"] / wall, 2) if wall > 0 else None,
         "detector": {"name": prepared.detector_name, "fingerprint": prepared.detector_fingerprint},

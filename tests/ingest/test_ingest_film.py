@@ -234,3 +234,14 @@ def test_late_shot_decisions_do_not_deadlock(clips, tmp_path, monkeypatch):
     ref_project, _ = _ingest(tmp_path, "now", paths["clip"], cfg)
     a, b = _crops(ref_project), _crops(project)
     assert set(a) == set(b) and all(a[k][0].shot_index == b[k][0].shot_index for k in a)
+
+
+def test_auto_stride_follows_the_frame_rate():
+    from portrait_builder.errors import UserError
+
+    auto = IngestConfig()
+    assert auto.track_stride == 0
+    assert [auto.stride_for(f) for f in (7.0, 10.0, 15.0, 16.0, 23.976, 24.0, 25.0, 29.97, 60.0, 0.0)] == [1, 1, 1, 2, 2, 3, 3, 3, 3, 1]
+    assert IngestConfig(track_stride=2).stride_for(60.0) == 2
+    with pytest.raises(UserError, match="track_stride"):
+        IngestConfig(track_stride=-1)
