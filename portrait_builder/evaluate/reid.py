@@ -20,6 +20,7 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -37,11 +38,13 @@ _BLOCK_BYTES = {"cpu": 256 * 2**20, "cuda": 1024 * 2**20}
 # Distances ranked together on one CPU thread (a slice of whole rows): large enough that the ~100
 # small tensor operations per slice cost little, small enough that its scratch (~17 bytes per
 # distance) stays in the last-level cache.
-_SLICE_ELEMENTS = 3 << 19
+_SLICE_ELEMENTS = 1 << 21
 # Histogram buckets per row, per true match: more buckets leave fewer items to compare one by one
 # (about 1/_BUCKETS_PER_MATCH of those up to the last match) at the price of a larger histogram.
 _BUCKETS_PER_MATCH = 64
 _MIN_BUCKETS = 1024
+# Bucket numbers of a slice (rows x buckets) must be exact integers in float32.
+_EXACT_INTEGERS = 2**24
 
 
 def default_device() -> torch.device:
@@ -156,16 +159,19 @@ class _Scratch(threading.local):
 _scratch = _Scratch()
 
 
-def _buckets(x: torch.Tensor, lo: torch.Tensor, scale: torch.Tensor, k: int, out: torch.Tensor) -> torch.Tensor:
-    """Bucket 0 below ``lo``, 1..k over [lo, lo + (k - 1) / scale], k + 1 beyond (floats in ``out``).
+def _buckets(x: torch.Tensor, lo: torch.Tensor, scale: torch.Tensor, k: int, row_start: torch.Tensor,
+             out: torch.Tensor) -> torch.Tensor:
+    """Bucket numbers (as floats in ``out``) of each row's values: ``row_start`` below ``lo``, then k
+    equal buckets over [lo, lo + (k - 1) / scale], ``row_start + k + 1`` beyond and for NaN (after
+    every number, as NumPy's argsort in the reference places it). ``row_start`` (R, 1) numbers the
+    rows' buckets apart, so one ``bincount`` histograms a whole slice.
 
-    A chain of correctly rounded monotone operations, so d1 < d2 never puts d2 in a lower bucket,
-    and the same value always lands in the same bucket, whichever tensor it is in."""
+    A chain of correctly rounded monotone operations on exactly representable bounds: d1 < d2 never
+    puts d2 in a lower bucket, and equal values land in the same bucket, whichever tensor holds them."""
     torch.sub(x, lo, out=out)
     out.mul_(scale)
     out.clamp_(-1.0, float(k))
-    # NaN after every finite distance, as NumPy's argsort in the reference places it.
-    return out.add_(1.0).nan_to_num_(nan=float(k + 1))
+    return out.nan_to_num_(nan=float(k)).add_(row_start)
 
 
 def _lower_bound(values: torch.Tensor, flat: torch.Tensor, offset: torch.Tensor, lo: torch.Tensor,
@@ -220,41 +226,46 @@ def _slice_scores(
         raise ValueError("the distance of a query to a true match is not finite (NaN or infinity)")
     has = npos > 0
 
-    # Buckets spanning [first match, last match] of each row.
-    num_buckets = max(_MIN_BUCKETS, _BUCKETS_PER_MATCH * pmax)
+    # Buckets spanning [first match, last match] of each row, numbered apart row by row; their
+    # numbers must stay exact in the distances' float type: fewer rows at a time when too many.
+    num_buckets = min(max(_MIN_BUCKETS, _BUCKETS_PER_MATCH * pmax), _EXACT_INTEGERS // 4)
     nb = num_buckets + 2
+    if rows > 1 and rows * nb > _EXACT_INTEGERS:
+        half = rows // 2
+        parts = [_slice_scores(d[a:b], pos_index[a:b], excl_index[a:b], q_ids[a:b], q_groups[a:b], g_ids, g_groups)
+                 for a, b in ((0, half), (half, rows))]
+        return tuple(torch.cat(x) for x in zip(*parts, strict=True))
     first_d = pos_d[:, :1]
     last_d = pos_d.gather(1, (npos - 1).clamp(min=0)[:, None])
     lo = torch.where(has[:, None], first_d, torch.zeros_like(first_d))
     width = torch.where(has[:, None], last_d - first_d, torch.ones_like(first_d))
     tiny = 1e-30 if d.dtype == torch.float32 else 1e-300  # keeps the scale finite
     scale = (num_buckets - 1) / width.clamp(min=tiny)
-    pos_b = _buckets(pos_d, lo, scale, num_buckets, torch.empty_like(pos_d)).to(torch.long)
-    pos_b = pos_b.masked_fill(~pos_live, nb - 1)
-    per_bucket = torch.zeros(rows, nb, dtype=torch.long, device=dev)
-    per_bucket.scatter_add_(1, pos_b, pos_live.long())
+    row_start = (1 + torch.arange(rows, device=dev) * nb).to(d.dtype)[:, None]
+    pos_b = _buckets(pos_d, lo, scale, num_buckets, row_start, torch.empty_like(pos_d)).to(torch.long)
+    per_bucket = torch.zeros(rows * nb, dtype=torch.long, device=dev)
+    per_bucket.index_add_(0, pos_b[pos_live], torch.ones_like(pos_b[pos_live]))
     flagged = per_bucket > 0  # buckets holding a true match
-    before = per_bucket.cumsum(1) - per_bucket  # true matches in earlier buckets: strictly closer
+    before = (per_bucket.view(rows, nb).cumsum(1) - per_bucket.view(rows, nb))  # matches strictly closer
 
     fbuf = _scratch.get("bucket_f", (rows, num_g), d.dtype, dev)
-    bucket = _scratch.get("bucket_i", (rows, num_g), torch.long, dev)
-    bucket.copy_(_buckets(d, lo, scale, num_buckets, fbuf))  # truncation = floor: values are >= 0
-    hist = torch.zeros(rows, nb, dtype=torch.long, device=dev)
-    hist.scatter_add_(1, bucket, torch.ones((1, 1), dtype=torch.long, device=dev).expand(rows, num_g))
+    bucket = _scratch.get("bucket_i", (rows * num_g,), torch.int32, dev)
+    bucket.copy_(_buckets(d, lo, scale, num_buckets, row_start, fbuf).view(-1))  # truncation = floor: >= 0
+    hist = torch.bincount(bucket, minlength=rows * nb).view(rows, nb)
     # counts[r, b]: gallery items with exactly b true matches strictly closer.
     counts = torch.zeros(rows, pmax + 1, dtype=torch.long, device=dev)
-    counts.scatter_add_(1, before, hist.masked_fill(flagged, 0))
+    counts.scatter_add_(1, before, hist.masked_fill(flagged.view(rows, nb), 0))
 
     ties = torch.zeros(rows, pmax, dtype=torch.long, device=dev)
-    near = _scratch.get("near", (rows, num_g), torch.bool, dev)
-    torch.gather(flagged, 1, bucket, out=near)
-    where = near.view(-1).nonzero().squeeze(1)  # items sharing a bucket with a true match
+    near = _scratch.get("near", (rows * num_g,), torch.uint8, dev)
+    torch.index_select(flagged.to(torch.uint8), 0, bucket, out=near)
+    where = near.nonzero().squeeze(1)  # items sharing a bucket with a true match
     if len(where):
         value = d.reshape(-1).index_select(0, where)
         r = where // num_g
-        at = r * nb + bucket.view(-1).index_select(0, where)
+        at = bucket.index_select(0, where).long()
         start = before.view(-1).index_select(0, at)
-        stop = start + per_bucket.view(-1).index_select(0, at)
+        stop = start + per_bucket.index_select(0, at)
         offset = r * pmax
         flat_d = pos_d.view(-1)
         closer = _lower_bound(value, flat_d, offset, start, stop, pmax, strict=True)
@@ -288,6 +299,39 @@ def _slice_scores(
     return ap, first, has
 
 
+@dataclass(frozen=True)
+class QueryRanks:
+    """Per-query results of one ranking pass, from which both averages are read.
+
+    q_ids (Q,) int64; ap (Q,) average precision; first (Q,) 1-based rank of the first true match
+    among the kept gallery items; valid (Q,) whether the query has a true match (others are skipped,
+    as in Market-1501)."""
+
+    q_ids: np.ndarray
+    ap: np.ndarray
+    first: np.ndarray
+    valid: np.ndarray
+
+    def metrics(self, macro: bool = True, ranks: Sequence[int] = (1, 5, 10)) -> dict[str, float]:
+        """{"rank1", "rank5", "rank10", "mAP"} in [0, 1] (NaN when no query is valid). macro=True
+        averages over the queries of each identity first, then over identities (the paper's Macro
+        CMC/mAP); macro=False is the plain Market-1501 average over queries."""
+        if not self.valid.any():
+            log.warning("no query has a true match in the gallery; re-id metrics are undefined")
+            return {f"rank{r}": float("nan") for r in ranks} | {"mAP": float("nan")}
+        valid = self.valid
+        scores = {f"rank{r}": (self.first <= r).astype(np.float64) for r in ranks} | {"mAP": self.ap}
+        if not macro:
+            return {key: float(val[valid].mean()) for key, val in scores.items()}
+        uniq, inverse = np.unique(self.q_ids[valid], return_inverse=True)
+        counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float64)
+        out = {}
+        for key, val in scores.items():
+            per_id = np.bincount(inverse, weights=val[valid], minlength=len(uniq)) / counts
+            out[key] = float(per_id.mean())
+        return out
+
+
 def reid_metrics(
     dist: ArrayLike | DistanceFn,
     q_ids: ArrayLike,
@@ -316,7 +360,25 @@ def reid_metrics(
     chunk_size: queries per block of rows (default: a 256 MiB block on CPU); workers: CPU threads
     for the ranking (default: the CPUs this process may use).
     Returns {"rank1", "rank5", "rank10", "mAP"} as fractions in [0, 1] (NaN when no query is valid).
+    Both averages from one pass: :func:`query_ranks` then ``.metrics(macro)``.
     """
+    return query_ranks(dist, q_ids, g_ids, q_groups, g_groups, chunk_size=chunk_size, device=device,
+                       show_progress=show_progress, workers=workers).metrics(macro, ranks)
+
+
+def query_ranks(
+    dist: ArrayLike | DistanceFn,
+    q_ids: ArrayLike,
+    g_ids: ArrayLike,
+    q_groups: ArrayLike | None = None,
+    g_groups: ArrayLike | None = None,
+    *,
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+    show_progress: bool = False,
+    workers: int | None = None,
+) -> QueryRanks:
+    """The ranking pass of :func:`reid_metrics` (same arguments): per-query AP and first-hit rank."""
     dev = torch.device(device) if device is not None else default_device()
     q_ids_np = np.asarray(_as_long(q_ids, len(q_ids), "q_ids"))
     num_q = len(q_ids_np)
@@ -379,24 +441,9 @@ def reid_metrics(
         if bar is not None:
             bar.close()
     if not aps:
-        return {f"rank{r}": float("nan") for r in ranks} | {"mAP": float("nan")}
-    ap = torch.cat(aps).numpy()
-    first = torch.cat(firsts).numpy()
-    valid = torch.cat(valids).numpy()
-    if not valid.any():
-        log.warning("no query has a true match in the gallery; re-id metrics are undefined")
-        return {f"rank{r}": float("nan") for r in ranks} | {"mAP": float("nan")}
-    scores = {f"rank{r}": (first <= r).astype(np.float64) for r in ranks} | {"mAP": ap}
-    if not macro:
-        return {key: float(val[valid].mean()) for key, val in scores.items()}
-    ids = q_ids_np[valid]
-    uniq, inverse = np.unique(ids, return_inverse=True)
-    counts = np.bincount(inverse, minlength=len(uniq)).astype(np.float64)
-    out = {}
-    for key, val in scores.items():
-        per_id = np.bincount(inverse, weights=val[valid], minlength=len(uniq)) / counts
-        out[key] = float(per_id.mean())
-    return out
+        empty = np.zeros(0)
+        return QueryRanks(q_ids_np, empty, empty.astype(np.int64), empty.astype(bool))
+    return QueryRanks(q_ids_np, torch.cat(aps).numpy(), torch.cat(firsts).numpy(), torch.cat(valids).numpy())
 
 
 METRICS = ("euclidean", "cosine")
@@ -460,8 +507,26 @@ def reid_metrics_from_features(
     workers: int | None = None,
 ) -> dict[str, float]:
     """:func:`reid_metrics` on features qf (Q, D) and gf (G, D); distances are computed block by block."""
+    return query_ranks_from_features(
+        qf, gf, q_ids, g_ids, q_groups, g_groups, metric=metric, chunk_size=chunk_size, device=device,
+        show_progress=show_progress, workers=workers).metrics(macro, ranks)
+
+
+def query_ranks_from_features(
+    qf: ArrayLike,
+    gf: ArrayLike,
+    q_ids: ArrayLike,
+    g_ids: ArrayLike,
+    q_groups: ArrayLike | None = None,
+    g_groups: ArrayLike | None = None,
+    *,
+    metric: str = "euclidean",
+    chunk_size: int | None = None,
+    device: str | torch.device | None = None,
+    show_progress: bool = False,
+    workers: int | None = None,
+) -> QueryRanks:
+    """:func:`query_ranks` on features (one pass gives both the macro and the micro numbers)."""
     rows = feature_distances(qf, gf, metric=metric, device=device)
-    return reid_metrics(
-        rows, q_ids, g_ids, q_groups, g_groups, macro,
-        ranks=ranks, chunk_size=chunk_size, device=device, show_progress=show_progress, workers=workers,
-    )
+    return query_ranks(rows, q_ids, g_ids, q_groups, g_groups, chunk_size=chunk_size, device=device,
+                       show_progress=show_progress, workers=workers)

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 
 from portrait_builder.cpus import fit_torch_threads, loader_workers
 from portrait_builder.errors import UserError
-from portrait_builder.evaluate import macro_f1, piq, reid_metrics_from_features
+from portrait_builder.evaluate import macro_f1, piq, query_ranks_from_features
 from portrait_builder.release import load_release
 from portrait_builder.train.augment import Normalize
 from portrait_builder.train.data import CropDataset, encode_targets, group_array, identity_array
@@ -79,15 +79,18 @@ def evaluate(
     is_q = np.array(test["subset"] == "query", dtype=bool)
     is_g = np.array(test["subset"] == "gallery", dtype=bool)
     ids, groups = identity_array(test), group_array(test)
+    ranked = None
+    if pred["features"] is not None and is_q.any() and is_g.any():
+        f = pred["features"]
+        qf, gf = f[torch.from_numpy(np.flatnonzero(is_q))], f[torch.from_numpy(np.flatnonzero(is_g))]
+        # one ranking pass; the macro and micro averages are both read from it
+        ranked = query_ranks_from_features(qf, gf, ids[is_q], ids[is_g], groups[is_q], groups[is_g],
+                                           metric=config.eval_metric, device=dev, show_progress=progress)
     for prefix, macro in (("macro", True), ("micro", False)):
-        if pred["features"] is None or not is_q.any() or not is_g.any():
+        if ranked is None:
             scores = {"rank1": math.nan, "rank5": math.nan, "rank10": math.nan, "mAP": math.nan}
         else:
-            f = pred["features"]
-            qf, gf = f[torch.from_numpy(np.flatnonzero(is_q))], f[torch.from_numpy(np.flatnonzero(is_g))]
-            scores = reid_metrics_from_features(
-                qf, gf, ids[is_q], ids[is_g], groups[is_q], groups[is_g], macro,
-                metric=config.eval_metric, device=dev)
+            scores = ranked.metrics(macro)
         row.update({f"{prefix}_{k}": v for k, v in scores.items()})
 
     targets = encode_targets(test, tasks)

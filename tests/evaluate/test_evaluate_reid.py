@@ -10,7 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import average_precision_score
 
-from portrait_builder.evaluate import reid, reid_metrics, reid_metrics_from_features
+from portrait_builder.evaluate import query_ranks, reid, reid_metrics, reid_metrics_from_features
 from portrait_builder.evaluate.reference import market1501_reference
 
 KEYS = ("rank1", "rank5", "rank10", "mAP")
@@ -57,6 +57,13 @@ def test_evaluate_reid_many_slices_blocks_and_threads(monkeypatch):
     ours = reid_metrics(torch.from_numpy(dist), q_ids, g_ids, q_groups, g_groups, macro=False,
                         chunk_size=25, workers=2)
     _assert_equal(ours, ref)
+
+
+def test_evaluate_reid_slices_split_when_bucket_numbers_would_be_inexact(monkeypatch):
+    monkeypatch.setattr(reid, "_EXACT_INTEGERS", 5000)  # at most 4 rows of 1,026 buckets per histogram
+    dist, q_ids, g_ids, q_groups, g_groups = _case(4, 30, 400, 7)
+    _assert_equal(reid_metrics(dist.astype(np.float32), q_ids, g_ids, q_groups, g_groups, macro=False),
+                  market1501_reference(dist.astype(np.float32), q_ids, g_ids, q_groups, g_groups))
 
 
 def test_evaluate_reid_few_buckets_many_matches_per_bucket(monkeypatch):
@@ -130,3 +137,15 @@ def test_evaluate_reid_rejects_non_finite_features():
     gf[2, 1] = np.inf
     with pytest.raises(ValueError, match="finite"):
         reid_metrics_from_features(qf, gf, [0, 1, 2], [0, 1, 2, 0, 1])
+
+
+def test_evaluate_reid_one_pass_gives_macro_and_micro():
+    dist, q_ids, g_ids, q_groups, g_groups = _case(9, 50, 300, None)
+    ranked = query_ranks(dist, q_ids, g_ids, q_groups, g_groups)
+    for macro in (True, False):
+        assert ranked.metrics(macro) == reid_metrics(dist, q_ids, g_ids, q_groups, g_groups, macro=macro)
+    # macro by hand from the per-query numbers: identities weigh equally
+    v = ranked.valid
+    per_id = [ranked.ap[v & (q_ids == i)].mean() for i in np.unique(q_ids[v])]
+    assert ranked.metrics(True)["mAP"] == pytest.approx(np.mean(per_id))
+    assert ranked.metrics(False)["mAP"] == pytest.approx(ranked.ap[v].mean())
