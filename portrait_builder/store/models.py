@@ -76,6 +76,8 @@ class Track(Base):
     first_frame: Mapped[int] = mapped_column(Integer)
     last_frame: Mapped[int] = mapped_column(Integer)
     shot_index: Mapped[int] = mapped_column(Integer, default=0)
+    # Revision 0004: the candidate character (cluster of tracks) this track is in, if clustered.
+    candidate_id: Mapped[int | None] = mapped_column(ForeignKey("candidates.id", ondelete="SET NULL"), index=True)
 
 
 class Crop(Base):
@@ -121,6 +123,54 @@ class Identity(Base):
     )
     created_by: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
     created_at: Mapped[float] = mapped_column(Float, default=now)
+    # Revision 0004: static attributes set once on the character ({"age": "adult", ...}); crops
+    # assigned to it later inherit them.
+    attributes: Mapped[dict | None] = mapped_column(JSON)
+
+
+class Candidate(Base):
+    """A cluster of one movie's tracks that probably show one character (revision 0004).
+
+    ``identity_id`` is set when a person confirms which character the cluster is.
+    """
+
+    __tablename__ = "candidates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    video_id: Mapped[int] = mapped_column(ForeignKey("videos.id", ondelete="CASCADE"), index=True)
+    identity_id: Mapped[int | None] = mapped_column(ForeignKey("identities.id", ondelete="SET NULL"))
+    confirmed_by: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
+    confirmed_at: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class Prediction(Base):
+    """A baseline's guess for one crop and attribute (revision 0004). Never a label by itself."""
+
+    __tablename__ = "predictions"
+    __table_args__ = (
+        UniqueConstraint("crop_id", "attribute"),
+        Index("ix_predictions_attribute_value", "attribute", "value"),
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    crop_id: Mapped[int] = mapped_column(ForeignKey("crops.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(String(64))  # sha256 of the checkpoint that predicted it
+    created_at: Mapped[float] = mapped_column(Float, default=now)
+
+
+class ChangePoint(Base):
+    """An annotator's mark that a dynamic attribute changes at ``frame_index`` inside a track (revision 0004)."""
+
+    __tablename__ = "change_points"
+    __table_args__ = (UniqueConstraint("track_id", "attribute", "frame_index"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    track_id: Mapped[int] = mapped_column(ForeignKey("tracks.id", ondelete="CASCADE"))
+    attribute: Mapped[str] = mapped_column(String(64))
+    frame_index: Mapped[int] = mapped_column(Integer)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("annotators.id", ondelete="SET NULL"))
+    created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
 class Annotator(Base):
@@ -150,6 +200,8 @@ class Label(Base):
         ForeignKey("annotators.id", ondelete="SET NULL"), index=True
     )
     source: Mapped[str] = mapped_column(String(16), default="app")  # app|undo|redo|review|import
+    # Revision 0004: clicked|accepted|propagated|inherited|imported|merged (None: before 0004, a click).
+    provenance: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[float] = mapped_column(Float, default=now)
 
 
