@@ -11,7 +11,7 @@ counted), on one thread (torch.set_num_threads(1)); "core share" is the fraction
 to keep up with 24 fps. The ratio column is frames/s over today's histogram detector measured in the
 same run (the figure to quote on a shared machine).
 
-    python benchmarks/shots.py [--detectors histogram content adaptive transnetv2] [--json out.json]
+    python benchmarks/shots.py [--detectors histogram content adaptive transnetv2 hybrid] [--seeds 0 1 2] [--json out.json]
 """
 
 from __future__ import annotations
@@ -35,18 +35,24 @@ DEV_CLIP = Path(__file__).resolve().parents[2] / "shared" / "data" / "movie" / "
 BASELINE = "histogram"
 
 
+TRANSITION_FRAMES = (12, 24, 36)  # by seed, in turn: half a second to a second and a half at 24 fps
+
+
 def synthetic_clips(folder: Path, seeds: tuple[int, ...]) -> dict[str, tuple[Path, list[int]]]:
-    """Per transition kind, clips of 240 frames (10 s at 24 fps) with a shot every 40 frames; shot 2 is a
-    close-up and one person walks in from the edge of every other shot."""
+    """Per transition kind and seed, a clip of 280 frames (11.7 s at 24 fps) with a shot every 56 frames
+    (4 transitions); shot 2 is a close-up and one person walks in from the edge of every other shot.
+    Gradual transitions last 12, 24 or 36 frames by seed (seed 0: 12, 1: 24, 2: 36, 3: 12, ...)."""
     clips = {}
     for kind in ("cut", "fade", "dissolve"):
         for seed in seeds:
-            cfg = SynthConfig(width=480, height=272, fps=24.0, num_frames=240, num_people=3, shot_starts=(40, 80, 120, 160, 200),
-                              transitions=(kind,) * 5, transition_frames=12, close_ups=(2,), edge_entrance=True,
+            length = TRANSITION_FRAMES[seed % len(TRANSITION_FRAMES)]
+            cfg = SynthConfig(width=480, height=272, fps=24.0, num_frames=280, num_people=3, shot_starts=(56, 112, 168, 224),
+                              transitions=(kind,) * 4, transition_frames=length, close_ups=(2,), edge_entrance=True,
                               min_person_height=110, max_person_height=150, min_speed=2.0, max_speed=5.0, seed=seed)  # fmt: skip
             path = folder / f"synth_{kind}_{seed}.mp4"
             gt = render_video(path, cfg)
-            clips[f"synthetic {kind}s (seed {seed})"] = (path, gt.cuts)
+            name = f"synthetic {kind}s (seed {seed})" if kind == "cut" else f"synthetic {kind}s (seed {seed}, {length} frames)"
+            clips[name] = (path, gt.cuts)
     return clips
 
 
@@ -67,7 +73,7 @@ def run_detector(name: str, frames: list[np.ndarray]) -> tuple[list[int], float]
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--detectors", nargs="+", default=list(SHOT_DETECTORS), choices=list(SHOT_DETECTORS))
-    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     ap.add_argument("--json", type=Path, help="also write the table here")
     args = ap.parse_args(argv)
     import torch

@@ -143,11 +143,12 @@ class ShotBoundaryDetector(Protocol):
 
 
 class HistogramShotDetector:
-    """:class:`ShotCutDetector` on small frames: decides each frame as it comes (no look-ahead)."""
+    """:class:`ShotCutDetector` on small frames: decides each frame as it comes (no look-ahead). The
+    default size is what it has always seen (frames shrunk to 160 px on their longer side)."""
 
     name = "histogram"
 
-    def __init__(self, frame_size: tuple[int, int] = (64, 36), config: ShotCutConfig | None = None):
+    def __init__(self, frame_size: tuple[int, int] = (160, 90), config: ShotCutConfig | None = None):
         self.frame_size = _check_size(frame_size)
         self._detector = ShotCutDetector(config)
         self.reset()
@@ -280,9 +281,10 @@ def iter_small_frames(path: str | Path, frame_size: tuple[int, int]):
     """Yield ``(index, bgr_frame)`` for every frame of ``path``, scaled to ``frame_size`` by ffmpeg
     (passthrough timing, as the decoder: one output frame per decoded frame)."""
     from portrait_builder.video import ffmpeg_exe
-    from portrait_builder.video.decode import _check_file
 
-    path = _check_file(path)
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"no such video file: {path}")
     w, h = _check_size(frame_size)
     cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-i", str(path), "-map", "0:v:0",
            "-vf", f"scale={w}:{h}", "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "bgr24", "pipe:"]  # fmt: skip

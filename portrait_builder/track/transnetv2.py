@@ -59,14 +59,16 @@ def load_transnetv2(device: str = "cpu"):
     return net.to(device)
 
 
-def predict_window(net, frames_rgb: np.ndarray, device: str = "cpu") -> np.ndarray:
-    """Per-frame transition probability (the single-frame head), shape (T,), of ``frames_rgb``
-    (T, 27, 48, 3) uint8 RGB; the network trusts the frames away from the window's ends."""
+def predict_window(net, frames_rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame transition probabilities of ``frames_rgb`` (T, 27, 48, 3) uint8 RGB, two arrays of shape
+    (T,): the single-frame head (trained on the transition's middle frame; what the package thresholds)
+    and the many-hot head (trained on every frame of a transition). Trust the frames away from the ends."""
     import torch
 
     with torch.inference_mode():
-        single, _ = net(torch.from_numpy(np.ascontiguousarray(frames_rgb))[None].to(device))
-        return torch.sigmoid(single)[0, :, 0].float().cpu().numpy()
+        single, extra = net(torch.from_numpy(np.ascontiguousarray(frames_rgb))[None].to(device))
+        return (torch.sigmoid(single)[0, :, 0].float().cpu().numpy(),
+                torch.sigmoid(extra["many_hot"])[0, :, 0].float().cpu().numpy())
 
 
 def transition_runs(probabilities: np.ndarray, threshold: float = 0.5, merge_gap: int = 4) -> list[tuple[int, int]]:
@@ -158,7 +160,7 @@ class TransNetV2ShotDetector:
         return cuts
 
     def _run_window(self) -> list[int]:
-        p = predict_window(self._net, np.stack(self._buffer[:WINDOW]), self.device)[CONTEXT : CONTEXT + STEP]
+        p = predict_window(self._net, np.stack(self._buffer[:WINDOW]), self.device)[0][CONTEXT : CONTEXT + STEP]
         first = self._buffer_start + CONTEXT
         del self._buffer[:STEP]
         self._buffer_start += STEP
@@ -194,21 +196,24 @@ class TransNetV2ShotDetector:
 class HybridShotDetector:
     """PySceneDetect's ContentDetector for hard cuts and fades, TransNetV2 only where a dissolve may be.
 
-    TransNetV2 costs about 65% of one core at 24 fps on a 2-core CPU (docs/benchmarks.md), far above the
-    share a real-time ingest can give cut detection, while the content detector finds hard cuts and fades
-    at about 1% but misses dissolves. A dissolve is a picture that is a mix of the frames before and after
-    it, so for each frame t the gate compares I(t) with the mean of I(t-gap) and I(t+gap) (48x27 BGR): it
-    opens where the two ends differ (mean absolute difference >= ``min_change``) and the middle is close
-    to their mean (residual <= ``max_residual`` times that difference). Camera and subject motion leave a
-    larger residual. Only there does TransNetV2 run, on one window of 100 frames centred on the frame,
-    trusting its middle 50; its cuts (runs above ``threshold``, see :class:`TransNetV2ShotDetector`) that
-    lie within ``merge_frames`` of a content cut are that cut.
+    TransNetV2 needs more than one core at 24 fps on a 2-core CPU (docs/benchmarks.md, "Shot boundaries"),
+    far above the share a real-time ingest can give cut detection, while the content detector finds hard
+    cuts and fades at about 1% of a core but misses dissolves. A dissolve's picture is a mix of the frames
+    before and after it, so for each frame t the gate compares I(t) with the mean of I(t-gap) and I(t+gap)
+    (48x27 BGR): it opens where the two ends differ (mean absolute difference >= ``min_change``) and the
+    middle is close to their mean (residual <= ``max_residual`` times that difference); camera and subject
+    motion leave a larger residual. Only there does TransNetV2 run, on one window of 100 frames centred on
+    the frame, trusting its middle 50. It decides with its many-hot head (trained on every frame of a
+    transition, so a long dissolve is one run; the single-frame head that :class:`TransNetV2ShotDetector`
+    uses, as the package does, stays under 0.5 on many dissolves of 24 frames and more): each run above
+    ``threshold`` is one transition, its cut the frame after the run's middle, and a run that reaches
+    within ``merge_frames`` of a content cut is that cut (a fade: the content detector has it).
     """
 
     name = "hybrid"
     frame_size = (48, 27)
 
-    def __init__(self, threshold: float = 0.5, gap: int = 4, min_change: float = 12.0, max_residual: float = 0.22,
+    def __init__(self, threshold: float = 0.5, gap: int = 8, min_change: float = 12.0, max_residual: float = 0.25,
                  merge_frames: int = 8, device: str | None = None):  # fmt: skip
         from portrait_builder.track.shots import SceneDetectShotDetector
 
@@ -230,7 +235,9 @@ class HybridShotDetector:
         self._scheduled: list[int] = []  # window centres waiting for their look-ahead
         self._covered_until = -1  # frames up to here lie in the trusted middle of a window already run
         self._content_cuts: list[int] = []
-        self._net_cuts: list[int] = []  # candidates from TransNetV2, emitted once content has decided near them
+        # (first, cut, last) frame of transitions TransNetV2 found, emitted once content has decided near them
+        self._net_cuts: list[tuple[int, int, int]] = []
+        self._net_seen: list[tuple[int, int, int]] = []  # the last few found, emitted or not
         self._emitted_until = -1
         self._finished = False
         #: Windows TransNetV2 ran (its cost is this times one 100-frame forward pass).
@@ -294,22 +301,26 @@ class HybridShotDetector:
         lo = centre - WINDOW // 2
         last = self._frames[self._pushed]
         window = np.stack([self._frames.get(i, self._first if i < 0 else last) if i <= self._pushed else last for i in range(lo, lo + WINDOW)])
-        p = predict_window(self._net, window, self.device)
+        _, p = predict_window(self._net, window, self.device)
         self.windows_run += 1
         trusted = (centre - CONTEXT, centre + CONTEXT - 1)
         for a, b in transition_runs(p, self.threshold):
             cut = lo + (a + b) // 2 + 1
             if lo + a > 0 and trusted[0] <= cut <= min(trusted[1], self._pushed) and lo + b < self._pushed:
-                self._net_cuts.append(cut)
+                # A long transition can open the gate for more than one window: it is one transition.
+                if not any(a2 - self.merge_frames <= lo + b and lo + a <= b2 + self.merge_frames for a2, _, b2 in self._net_seen):
+                    self._net_cuts.append((lo + a, cut, lo + b))
+                    self._net_seen.append((lo + a, cut, lo + b))
+        self._net_seen = self._net_seen[-4:]
         self._covered_until = max(self._covered_until, trusted[1])
 
     def _emit(self, until: int) -> list[int]:
         """Cuts up to ``until`` not yet returned: every content cut, and each TransNetV2 cut that no content
         cut lies near."""
         content = [c for c in self._content_cuts if self._emitted_until < c <= until]
-        net = [c for c in self._net_cuts if self._emitted_until < c <= until
-               and all(abs(c - k) > self.merge_frames for k in self._content_cuts)]  # fmt: skip
-        self._net_cuts = [c for c in self._net_cuts if c > until]
+        net = [c for a, c, b in self._net_cuts if self._emitted_until < c <= until
+               and not any(a - self.merge_frames <= k <= b + self.merge_frames for k in self._content_cuts)]  # fmt: skip
+        self._net_cuts = [n for n in self._net_cuts if n[1] > until]
         self._content_cuts = [c for c in self._content_cuts if c > until - 2 * self.merge_frames]
         self._emitted_until = max(self._emitted_until, until)
         return sorted(set(content + net))

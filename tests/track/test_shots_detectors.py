@@ -166,9 +166,11 @@ def test_transnetv2_loads_safely_and_is_deterministic(film):
     assert tests_module is None or folder not in str(getattr(tests_module, "__file__", "") or getattr(tests_module, "__path__", ""))
     # Frames 10-49 of the synthetic film (RGB), whose hard cut makes frame 29 the last of its shot.
     window = np.stack([f[..., ::-1] for i, f in iter_small_frames(film[0], (48, 27)) if 10 <= i < 50])
-    p1, p2 = predict_window(net, window), predict_window(net, window)
+    (p1, m1), (p2, m2) = predict_window(net, window), predict_window(net, window)
     np.testing.assert_array_equal(p1, p2)
-    assert p1.shape == (40,) and p1[19] > 0.5 and p1[19] == p1.max()  # the last frame before the cut
+    np.testing.assert_array_equal(m1, m2)
+    assert p1.shape == m1.shape == (40,)
+    assert p1[19] > 0.5 and p1[19] == p1.max() and m1[19] > 0.5  # the last frame before the cut
 
 
 @pytest.mark.slow
@@ -192,3 +194,11 @@ def test_streaming_transnetv2_equals_the_packages_own_scheme(film):
     np.testing.assert_allclose(det.probabilities, single.numpy(), atol=1e-5)
     s = score_cuts(cuts, gt.cuts)
     assert s.tp >= 2 and s.fp == 0, cuts
+
+
+def test_detect_shot_cuts_bad_input(tmp_path):
+    with pytest.raises(UserError, match="no such video file"):
+        detect_shot_cuts(tmp_path / "missing.mp4", "histogram")
+    (tmp_path / "text.mp4").write_text("not a video")
+    with pytest.raises(UserError, match="cannot decode"):
+        detect_shot_cuts(tmp_path / "text.mp4", "histogram")
