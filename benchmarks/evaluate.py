@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import time
 from functools import partial
 
@@ -112,16 +113,18 @@ def full_case(dim: int, dev: str, quality: str, log, check_queries: int = 300) -
     qf, gf, q_ids, g_ids, q_groups, g_groups = make_data(12361, 86006, dim, QUALITY[quality], seed=1)
     full, t_full, c_full = timed(partial(reid_metrics_from_features, qf, gf, q_ids, g_ids, q_groups, g_groups,
                                          macro=True, device=dev))
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # GiB; includes making the data
     sub = slice(0, check_queries)
     ref = market1501_reference(reference_distances(qf[sub].astype(np.float64), gf.astype(np.float64)),
                                q_ids[sub], g_ids, q_groups[sub], g_groups)
     ours = reid_metrics_from_features(qf[sub], gf, q_ids[sub], g_ids, q_groups[sub], g_groups, macro=False,
                                       device=dev)
     log(f"\n[2] Portrait250K size 12,361 x 86,006, dim {dim}, {quality} model, macro, from features: "
-        f"{t_full:.1f} s wall, {c_full:.1f} s cpu; macro mAP {full['mAP']:.4f}, rank1 {full['rank1']:.4f}")
+        f"{t_full:.1f} s wall, {c_full:.1f} s cpu; macro mAP {full['mAP']:.4f}, rank1 {full['rank1']:.4f}; "
+        f"peak RSS so far {peak:.2f} GiB (the features alone: {(qf.nbytes + gf.nbytes) / 2**30:.2f} GiB)")
     log(f"    first {check_queries} queries vs the NumPy reference (float64 distances, micro): "
         f"max |difference| {max_diff(ref, ours):.2e}")
-    return {"seconds": t_full, "cpu_seconds": c_full, "macro_mAP": full["mAP"], "macro_rank1": full["rank1"],
+    return {"seconds": t_full, "cpu_seconds": c_full, "peak_rss_gib": peak, "macro_mAP": full["mAP"], "macro_rank1": full["rank1"],
             "check_max_abs_difference": max_diff(ref, ours)}
 
 

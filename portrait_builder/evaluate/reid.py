@@ -387,7 +387,11 @@ def query_ranks(
     q_groups_np = _as_long(q_groups, num_q, "q_groups")
     g_groups_np = _as_long(g_groups, num_g, "g_groups")
     itemsize = 4
-    if callable(dist):
+    finish = None
+    if isinstance(dist, _FeatureRows):
+        rows, finish = dist.raw, dist.finish
+        itemsize = dist.q.element_size()
+    elif callable(dist):
         rows = dist
     else:
         full = dist if isinstance(dist, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(dist))
@@ -407,6 +411,8 @@ def query_ranks(
     slice_rows = max(1, _SLICE_ELEMENTS // max(num_g, 1)) if dev.type == "cpu" else step
 
     def score(d: torch.Tensor, start: int, stop: int):
+        if finish is not None:
+            d = finish(d, start, stop)
         return _slice_scores(d, by_id.rows(q_ids_np[start:stop]), by_group.rows(q_groups_np[start:stop]),
                              torch.from_numpy(q_ids_np[start:stop]).to(dev),
                              torch.from_numpy(q_groups_np[start:stop]).to(dev), gi, gg)
@@ -474,20 +480,34 @@ def feature_distances(
     # A NaN or infinite feature (or one whose square overflows) shows in its row's sum of squares.
     if not (bool(torch.isfinite(q_sq).all()) and bool(torch.isfinite(g_sq).all())):
         raise ValueError("features must be finite (no NaN or infinity)")
-    on_cpu = dev.type == "cpu"
-    q_np, g_np = (q.contiguous().numpy(), g.contiguous().numpy()) if on_cpu else (None, None)
+    return _FeatureRows(q, g, q_sq, g_sq, metric)
 
-    def rows(start: int, stop: int) -> torch.Tensor:
-        if on_cpu:
-            prod = torch.from_numpy(q_np[start:stop] @ g_np.T)
-        else:
-            prod = q[start:stop] @ g.T
-        if metric == "cosine":
+
+class _FeatureRows:
+    """Rows of query-to-gallery distances from features: one BLAS product per block (``raw``), then
+    the element-wise part (``finish``, in place). ``query_ranks`` calls ``finish`` slice by slice on
+    its ranking threads, while the slice is in cache, instead of in four passes over the block."""
+
+    def __init__(self, q: torch.Tensor, g: torch.Tensor, q_sq: torch.Tensor, g_sq: torch.Tensor,
+                 metric: str) -> None:
+        self.q, self.g, self.q_sq, self.g_sq, self.metric = q, g, q_sq, g_sq, metric
+        on_cpu = q.device.type == "cpu"
+        self.q_np = q.contiguous().numpy() if on_cpu else None
+        self.g_np = g.contiguous().numpy() if on_cpu else None
+
+    def raw(self, start: int, stop: int) -> torch.Tensor:
+        if self.q_np is not None:
+            return torch.from_numpy(self.q_np[start:stop] @ self.g_np.T)
+        return self.q[start:stop] @ self.g.T
+
+    def finish(self, prod: torch.Tensor, start: int, stop: int) -> torch.Tensor:
+        if self.metric == "cosine":
             return prod.mul_(-1.0).add_(1.0)
         # Squared Euclidean ranks exactly like Euclidean and avoids a sqrt; clamp the rounding negatives.
-        return prod.mul_(-2.0).add_(g_sq[None, :]).add_(q_sq[start:stop]).clamp_(min=0)
+        return prod.mul_(-2.0).add_(self.g_sq[None, :]).add_(self.q_sq[start:stop]).clamp_(min=0)
 
-    return rows
+    def __call__(self, start: int, stop: int) -> torch.Tensor:
+        return self.finish(self.raw(start, stop), start, stop)
 
 
 def reid_metrics_from_features(
