@@ -149,6 +149,8 @@ class SynthGroundTruth:
     persons: the people (attributes per person: taxonomy attribute -> value name; expression is
         a list). shot_starts: first frame index (0-based) of each shot, starting with 0.
     appearances: (person_id, shot_index, first_frame, last_frame) per person per shot (0-based frames).
+    transitions: (kind, first_frame, cut_frame, last_frame) per shot start; ``cuts`` the cut frames. Inside
+        a fade or dissolve the rows are those of the shot the frame belongs to, visibility times its weight.
     """
 
     config: SynthConfig

