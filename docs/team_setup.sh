@@ -25,7 +25,7 @@ port=$(admin -c "SELECT inet_server_port()")
 
 cleanup() {
   admin -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '$db'" >/dev/null || true
-  admin -c "DROP DATABASE IF EXISTS \"$db\"" || true
+  admin -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" || true  # FORCE: ends sessions still closing
   for role in "$ann" "$rev" "$maint" "portrait_${db}_annotator" "portrait_${db}_reviewer" "portrait_${db}_maintainer"; do
     admin -c "DROP ROLE IF EXISTS \"$role\"" || true
   done

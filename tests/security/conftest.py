@@ -39,7 +39,7 @@ def login_url(login: str, database: str) -> str:
 def drop_database_and_roles(database: str, roles: list[str]) -> None:
     with admin_connect() as conn:
         conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
-        conn.execute(f'DROP DATABASE IF EXISTS "{database}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')  # ends sessions still closing
         for role in roles:
             conn.execute(f'DROP ROLE IF EXISTS "{role}"')
 
