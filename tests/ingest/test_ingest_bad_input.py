@@ -37,7 +37,7 @@ def test_detector_options_from_the_command_line(tmp_path):
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "no_such_option" in res.stderr
     res = _run("ingest", str(project.root), str(clip), "--detector-option", "padding", "--no-progress")
     assert res.returncode == 2 and "KEY=VALUE" in res.stderr
-    res = _run("ingest", str(project.root), str(clip), "--detector-option", "padding=8", "--no-progress")
+    res = _run("ingest", str(project.root), str(clip), "--detector", "hog", "--detector-option", "padding=8", "--no-progress")
     assert res.returncode == 0, res.stderr
     with project.session() as s:
         params = s.scalars(select(Video)).one().params

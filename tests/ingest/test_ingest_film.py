@@ -24,8 +24,10 @@ from portrait_builder.synth import SynthConfig, render_video
 from portrait_builder.video import detect_picture_area, ffmpeg_exe, probe
 
 CUTS = (23, 41)
-# Geometry tests: the histogram shot detector (instant, no torch) finds both cuts of this clip.
-BASE = IngestConfig(track_stride=2, crop_every=2, min_height=40, commit_every=10, shot_detector="histogram")
+# Geometry tests: HOG (deterministic, fast on these figures) and the histogram shot detector (instant,
+# no torch), which finds both cuts of this clip. The default detector runs on real film below.
+BASE = IngestConfig(detector="hog", track_stride=2, crop_every=2, min_height=40, commit_every=10,
+                    shot_detector="histogram")
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,8 @@ def test_shot_cuts_at_frame_accuracy_with_stride(tmp_path):
     path = tmp_path / "cuts.mp4"
     gt = render_video(path, SynthConfig(num_frames=120, shot_starts=cuts, seed=3))
     assert gt.cuts == list(cuts) == detect_shot_cuts(path)
-    project, report = _ingest(tmp_path, "cuts", path, IngestConfig(track_stride=3, crop_every=2, min_height=40))
+    project, report = _ingest(tmp_path, "cuts", path, IngestConfig(detector="hog", track_stride=3, crop_every=2,
+                                                                   min_height=40))
     assert report["shot_cuts"] == gt.cuts and report["shots"] == 4
     crops = _crops(project)
     assert crops
@@ -222,7 +225,8 @@ def test_late_shot_decisions_do_not_deadlock(clips, tmp_path, monkeypatch):
     runs ahead past its bound meanwhile, and the result equals the immediate detector's."""
     paths, _ = clips
     monkeypatch.setattr(pipeline_module, "create_shots", lambda name: _LateShots(40))
-    cfg = IngestConfig(track_stride=2, crop_every=2, min_height=40, queue_size=2, shot_detector="histogram")
+    cfg = IngestConfig(detector="hog", track_stride=2, crop_every=2, min_height=40, queue_size=2,
+                       shot_detector="histogram")
     result = {}
     worker = threading.Thread(target=lambda: result.update(r=_ingest(tmp_path, "late", paths["clip"], cfg)), daemon=True)
     worker.start()
@@ -245,3 +249,26 @@ def test_auto_stride_follows_the_frame_rate():
     assert IngestConfig(track_stride=2).stride_for(60.0) == 2
     with pytest.raises(UserError, match="track_stride"):
         IngestConfig(track_stride=-1)
+
+
+@pytest.mark.slow
+def test_default_ingest_of_real_film(shared_data, tmp_path):
+    """The defaults on the Tears of Steel excerpt (24 fps: stride 3): the editor's cut list
+    (shots.json) at frame accuracy, faces from the default detector stored inside their person boxes,
+    no track across a cut."""
+    import json
+
+    clip = shared_data / "movie" / "tears_of_steel" / "clip.mp4"
+    cuts = json.loads((clip.parent / "shots.json").read_text())["cuts"]
+    project, report = _ingest(tmp_path, "tos", clip, IngestConfig())
+    assert report["track_stride"] == 3 and report["shot_cuts"] == cuts
+    crops = [c for c, _ in _crops(project).values()]
+    faces = [c for c in crops if c.face_visible]
+    assert faces and any(c.face_visible is False for c in crops)
+    for c in faces:  # a face box lies in the upper part of its person box (source pixels)
+        assert c.x1 - 2 <= c.face_x1 < c.face_x2 <= c.x2 + 2 and c.y1 - 2 <= c.face_y1 < c.face_y2 <= c.y2 + 2
+        assert (c.face_y1 + c.face_y2) / 2 < (c.y1 + c.y2) / 2
+    with project.session() as s:
+        tracks = s.scalars(select(Track)).all()
+    assert tracks and not any(t.first_frame < c <= t.last_frame for t in tracks for c in cuts)
+    assert {c.shot_index for c in crops} <= set(range(len(cuts) + 1))
