@@ -18,6 +18,11 @@ from portrait_builder.store.models import Crop, CurrentLabel, Identity, Label, n
 from portrait_builder.taxonomy import Taxonomy
 
 SOURCES = ("app", "undo", "redo", "review", "import", "synthetic")
+# How a label came about (revision 0004), so review can filter and agreement can use clicks only:
+# clicked (a person chose the value for this crop), accepted (a person accepted a prediction),
+# propagated (along a track from a labelled crop), inherited (from the character's static attributes),
+# imported (from a file), merged (two characters merged into one).
+PROVENANCES = ("clicked", "accepted", "propagated", "inherited", "imported", "merged")
 
 
 @dataclass(frozen=True)
@@ -29,10 +34,12 @@ class LabelRecord:
     annotator_id: int | None
     source: str
     created_at: float
+    provenance: str = "clicked"
 
 
 def _record(row: Label) -> LabelRecord:
-    return LabelRecord(row.id, row.crop_id, row.attribute, row.value, row.annotator_id, row.source, row.created_at)
+    return LabelRecord(row.id, row.crop_id, row.attribute, row.value, row.annotator_id, row.source, row.created_at,
+                       row.provenance or "clicked")
 
 
 def validate_value(session: Session, taxonomy: Taxonomy, crop_id: int, attribute: str, value) -> str | None:
@@ -62,10 +69,18 @@ def add_label(
     annotator_id: int | None = None,
     source: str = "app",
     created_at: float | None = None,
+    provenance: str | None = None,
 ) -> LabelRecord:
-    """Append a label and make it the current one. ``value=None`` clears the attribute (an undo)."""
+    """Append a label and make it the current one. ``value=None`` clears the attribute (an undo).
+
+    ``provenance`` (one of :data:`PROVENANCES`) defaults to ``imported`` for imports, else ``clicked``.
+    """
     if source not in SOURCES:
         raise ValueError(f"unknown label source {source!r}; valid: {', '.join(SOURCES)}")
+    if provenance is None:
+        provenance = "imported" if source == "import" else "clicked"
+    if provenance not in PROVENANCES:
+        raise ValueError(f"unknown label provenance {provenance!r}; valid: {', '.join(PROVENANCES)}")
     text = validate_value(session, taxonomy, crop_id, attribute, value)
     row = Label(
         crop_id=crop_id,
@@ -74,6 +89,7 @@ def add_label(
         annotator_id=annotator_id,
         source=source,
         created_at=created_at if created_at is not None else now(),
+        provenance=provenance,
     )
     session.add(row)
     session.flush()

@@ -76,6 +76,11 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("provenance", sa.String(length=16), nullable=True))
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.add_column(sa.Column("attributes", sa.JSON(), nullable=True))
+    # Revision 0003's default privileges make the new tables readable by every group and writable by
+    # maintainers; annotators and reviewers also record provenance with their labels (no-op on SQLite).
+    from portrait_builder.store.security import grant_writer_columns
+
+    grant_writer_columns(op.get_bind(), "labels", ["provenance"])
 
 
 def downgrade() -> None:
