@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import uuid
+import warnings
 from pathlib import Path
 
 import pytest
@@ -37,14 +38,41 @@ def _fresh_pg_database() -> str:
     return admin_url.set(database=name).render_as_string(hide_password=False)
 
 
+def _drop_pg_database(url: str) -> None:
+    """Drop a test database and the project group roles revision 0003 created for it (roles are
+    server-wide: without this, every test would leave three behind)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from portrait_builder.store.engine import normalise_url
+    from portrait_builder.store.security import group_role_names
+
+    name = make_url(url).database
+    admin = create_engine(make_url(normalise_url(PG_URL)), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            for role in group_role_names(name).values():
+                conn.execute(text(f'DROP ROLE IF EXISTS "{role}"'))
+    except SQLAlchemyError as exc:  # a role still in use elsewhere only leaves a leftover on a throwaway server
+        warnings.warn(f"could not drop test database {name}: {exc}", stacklevel=1)
+    finally:
+        admin.dispose()
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path) -> str | None:
-    """A database URL for a new project: ``None`` (the default SQLite store) or a fresh PostgreSQL database."""
+def db_url(request, tmp_path):
+    """A database URL for a new project: ``None`` (the default SQLite store) or a fresh PostgreSQL database,
+    dropped after the test."""
     if request.param == "sqlite":
-        return None
+        yield None
+        return
     if not PG_URL:
         pytest.skip("PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
-    return _fresh_pg_database()
+    url = _fresh_pg_database()
+    yield url
+    _drop_pg_database(url)
 
 
 @pytest.fixture
