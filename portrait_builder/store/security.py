@@ -134,13 +134,9 @@ def _quote_ident(conn: Connection, name: str) -> str:
 def _encrypt_password(conn: Connection, login: str, password: str) -> str:
     """The SCRAM verifier of ``password``, computed here so the password itself never reaches the
     server (nor its statement log), as psql's ``\\password`` does."""
-    dbapi = conn.connection.driver_connection
-    pgconn = getattr(dbapi, "pgconn", None)
-    if pgconn is not None:  # psycopg 3
-        return pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256").decode()
-    from psycopg2.extensions import encrypt_password  # psycopg2
-
-    return encrypt_password(password, login, dbapi, "scram-sha-256")
+    # The store connects through psycopg 3 (normalise_url picks it; psycopg2 is not a dependency).
+    pgconn = conn.connection.driver_connection.pgconn
+    return pgconn.encrypt_password(password.encode(), login.encode(), b"scram-sha-256").decode()
 
 
 def role_exists(conn: Connection, name: str) -> bool:

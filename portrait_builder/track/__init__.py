@@ -2,15 +2,17 @@
 and MOT metrics."""
 
 from portrait_builder.track.kalman import CHI2INV95, KalmanFilter
-from portrait_builder.track.shots import (
+from portrait_builder.track.shot_registry import (
     DEFAULT_SHOT_DETECTOR,
     SHOT_DETECTORS,
+    create_shot_detector,
+    detect_shot_cuts,
+)
+from portrait_builder.track.shots import (
     CutScore,
     ShotBoundaryDetector,
     ShotCutConfig,
     ShotCutDetector,
-    create_shot_detector,
-    detect_shot_cuts,
     score_cuts,
 )
 from portrait_builder.track.tracker import JDETracker, TrackerConfig, TrackState

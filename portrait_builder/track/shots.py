@@ -238,45 +238,6 @@ def _check_options(name: str, factory: Callable, options: dict) -> None:
         raise UserError(f"shot detector {name!r}: unknown option(s) {', '.join(unknown)}; valid: {', '.join(valid)}")
 
 
-def _transnetv2(**options) -> ShotBoundaryDetector:
-    from portrait_builder.track.transnetv2 import TransNetV2ShotDetector
-
-    _check_options("transnetv2", TransNetV2ShotDetector.__init__, options)
-    return TransNetV2ShotDetector(**options)
-
-
-def _histogram(**options) -> ShotBoundaryDetector:
-    _check_options("histogram", HistogramShotDetector.__init__, options)
-    return HistogramShotDetector(**options)
-
-
-def _hybrid(**options) -> ShotBoundaryDetector:
-    from portrait_builder.track.transnetv2 import HybridShotDetector
-
-    _check_options("hybrid", HybridShotDetector.__init__, options)
-    return HybridShotDetector(**options)
-
-
-#: name -> factory(**options)
-SHOT_DETECTORS: dict[str, Callable[..., ShotBoundaryDetector]] = {
-    "histogram": _histogram,
-    "content": lambda **o: SceneDetectShotDetector("content", **o),
-    "adaptive": lambda **o: SceneDetectShotDetector("adaptive", **o),
-    "transnetv2": _transnetv2,
-    "hybrid": _hybrid,
-}
-#: Chosen by F1 on the development film clip and synthetic cuts, fades and dissolves at a small share
-#: of one core (benchmarks/shots.py; docs/benchmarks.md, "Shot boundaries").
-DEFAULT_SHOT_DETECTOR = "hybrid"
-
-
-def create_shot_detector(name: str = DEFAULT_SHOT_DETECTOR, **options) -> ShotBoundaryDetector:
-    """A new shot-boundary detector by name (see :data:`SHOT_DETECTORS`)."""
-    if name not in SHOT_DETECTORS:
-        raise UserError(f"unknown shot detector {name!r}; valid: {', '.join(SHOT_DETECTORS)}")
-    return SHOT_DETECTORS[name](**options)
-
-
 def iter_small_frames(path: str | Path, frame_size: tuple[int, int]):
     """Yield ``(index, bgr_frame)`` for every frame of ``path``, scaled to ``frame_size`` by ffmpeg
     (passthrough timing, as the decoder: one output frame per decoded frame)."""
@@ -307,18 +268,6 @@ def iter_small_frames(path: str | Path, frame_size: tuple[int, int]):
         rc = proc.wait()
     if rc not in (0, -9) and index == 0:
         raise UserError(f"cannot decode {path}: {err.splitlines()[-1] if err else f'ffmpeg exited with {rc}'}")
-
-
-def detect_shot_cuts(path: str | Path, name: str = DEFAULT_SHOT_DETECTOR, *, progress: bool = False, **options) -> list[int]:
-    """The cut list of a video file: first frame index (0-based) of each new shot, ascending."""
-    from tqdm import tqdm
-
-    detector = create_shot_detector(name, **options)
-    cuts: list[int] = []
-    for index, frame in tqdm(iter_small_frames(path, detector.frame_size), desc=f"shot cuts ({name})", unit="frame", disable=not progress):
-        cuts += detector.push(index, frame)
-    cuts += detector.finish()
-    return sorted(cuts)
 
 
 # ------------------------------------------------------------------------------------------ scoring

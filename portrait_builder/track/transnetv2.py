@@ -20,6 +20,7 @@ import logging
 import numpy as np
 
 from portrait_builder.errors import UserError
+from portrait_builder.track.shots import SceneDetectShotDetector
 from portrait_builder.weights import weight_file
 
 log = logging.getLogger(__name__)
@@ -215,8 +216,6 @@ class HybridShotDetector:
 
     def __init__(self, threshold: float = 0.5, gap: int = 8, min_change: float = 12.0, max_residual: float = 0.25,
                  merge_frames: int = 8, device: str | None = None):  # fmt: skip
-        from portrait_builder.track.shots import SceneDetectShotDetector
-
         if gap < 1 or min_change <= 0 or max_residual <= 0 or merge_frames < 0 or not 0 < threshold < 1:
             raise UserError("hybrid shot detector: need gap >= 1, min_change > 0, max_residual > 0, merge_frames >= 0, 0 < threshold < 1")
         self.threshold, self.gap, self.min_change, self.max_residual = float(threshold), int(gap), float(min_change), float(max_residual)
