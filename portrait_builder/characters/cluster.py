@@ -1,0 +1,209 @@
+"""Which tracks of one movie show the same character: constrained agglomerative clustering of tracks.
+
+Evidence between two tracks: their faces (mean of the unit-normalised dlib descriptors of their crops)
+anywhere in the film, and their appearance (mean colour embedding of their crops) only inside one shot
+or between adjacent shots, since clothes change between scenes (DESIGN.md section 7). Two tracks seen
+in the same frame are two people (cannot-link). Pure NumPy: the store adapter builds
+:class:`TrackFeatures`, this module returns cluster labels.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+LINKAGES = ("average", "single")
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """Thresholds of the track clustering. Distances are scaled so that each threshold maps to 1.0 and
+    clusters merge while their linkage distance is below 1.0.
+
+    face_threshold: euclidean distance between two tracks' mean unit-normalised face descriptors below
+        which they show one person. dlib's own rule of thumb is 0.6 on raw descriptors, whose norm is
+        about 1.4 (1.33-1.46 on the development clip): 0.6 / 1.4 = 0.43 on unit vectors. Track means
+        are steadier than single faces; 0.45 keeps a margin below the closest different-people pair of
+        track means seen on the development clip.
+    face_veto: two tracks whose faces are at least this far apart are kept apart by their faces alone,
+        however alike their clothes (two people in one uniform); below it appearance may still link them.
+    appearance_threshold: cosine distance between two tracks' mean colour embeddings (HSV stripes)
+        below which they may show one person, inside ``appearance_shot_window``.
+    appearance_shot_window: appearance links tracks at most this many shots apart (0: same shot only;
+        1: also adjacent shots, a scene cut into shot / reverse shot keeps its clothes).
+    linkage: "average" (mean distance over the pairs of tracks with evidence between them) or "single".
+    """
+
+    face_threshold: float = 0.45
+    face_veto: float = 0.55
+    appearance_threshold: float = 0.12
+    appearance_shot_window: int = 1
+    linkage: str = "average"
+
+    def __post_init__(self):
+        from portrait_builder.errors import UserError
+
+        if self.linkage not in LINKAGES:
+            raise UserError(f"characters: unknown linkage {self.linkage!r}; valid: {', '.join(LINKAGES)}")
+        if min(self.face_threshold, self.face_veto, self.appearance_threshold) <= 0 or self.appearance_shot_window < 0:
+            raise UserError("characters: thresholds must be > 0 and appearance_shot_window >= 0")
+
+
+@dataclass(frozen=True)
+class TrackFeatures:
+    """What the clustering knows of one movie's N tracks.
+
+    track_ids: (N,) store ids. shots: (N,) shot index of each track.
+    faces: (N, F) float32 unit-norm mean face descriptor, a NaN row for a track without a face.
+    appearance: (N, D) float32 unit-norm mean colour embedding, a NaN row for a track without one.
+    frames: per track, the frame indices where it has a box (crops): tracks sharing one are two people.
+    """
+
+    track_ids: np.ndarray
+    shots: np.ndarray
+    faces: np.ndarray
+    appearance: np.ndarray
+    frames: Sequence[np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.track_ids)
+
+
+def unit_mean(vectors: np.ndarray) -> np.ndarray:
+    """Mean of the unit-normalised rows of ``vectors`` (K, D), normalised again; NaN (D,) when K == 0."""
+    v = np.asarray(vectors, np.float32)
+    if len(v) == 0:
+        return np.full(v.shape[1] if v.ndim == 2 else 0, np.nan, np.float32)
+    v = v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+    m = v.mean(axis=0)
+    return (m / max(float(np.linalg.norm(m)), 1e-12)).astype(np.float32)
+
+
+def cannot_link(frames: Sequence[np.ndarray]) -> np.ndarray:
+    """(N, N) bool: True where two tracks have a box in the same frame."""
+    n = len(frames)
+    out = np.zeros((n, n), bool)
+    by_frame: dict[int, list[int]] = defaultdict(list)
+    for i, fr in enumerate(frames):
+        for f in np.unique(np.asarray(fr, np.int64)):
+            by_frame[int(f)].append(i)
+    for members in by_frame.values():
+        if len(members) > 1:
+            idx = np.asarray(members)
+            out[np.ix_(idx, idx)] = True
+    np.fill_diagonal(out, False)
+    return out
+
+
+def pair_distances(feats: TrackFeatures, config: ClusterConfig) -> np.ndarray:
+    """(N, N) float64 scaled distances (1.0 = the merge threshold); inf where there is no evidence."""
+    n = len(feats)
+    d = np.full((n, n), np.inf)
+    if n == 0:
+        return d
+    has_app = ~np.isnan(feats.appearance).any(axis=1) if feats.appearance.size else np.zeros(n, bool)
+    if has_app.any():
+        a = np.nan_to_num(feats.appearance).astype(np.float64)
+        d_app = (1.0 - a @ a.T) / config.appearance_threshold
+        shots = np.asarray(feats.shots)
+        near = np.abs(shots[:, None] - shots[None, :]) <= config.appearance_shot_window
+        ok = near & has_app[:, None] & has_app[None, :]
+        d[ok] = d_app[ok]
+    has_face = ~np.isnan(feats.faces).any(axis=1) if feats.faces.size else np.zeros(n, bool)
+    if has_face.any():
+        f = np.nan_to_num(feats.faces).astype(np.float64)
+        sq = np.maximum(2.0 - 2.0 * (f @ f.T), 0.0)  # unit vectors: |a - b|^2 = 2 - 2 a.b
+        d_face = np.sqrt(sq)
+        both = has_face[:, None] & has_face[None, :]
+        vetoed = both & (d_face >= config.face_veto)
+        d[vetoed] = d_face[vetoed] / config.face_threshold  # faces alone decide: different people
+        agree = both & ~vetoed
+        d[agree] = np.minimum(d[agree], d_face[agree] / config.face_threshold)
+    np.fill_diagonal(d, np.inf)
+    return d
+
+
+def agglomerate(dist: np.ndarray, forbidden: np.ndarray, linkage: str = "average", stop: float = 1.0) -> np.ndarray:
+    """Agglomerative clustering under cannot-link constraints.
+
+    dist: (N, N) symmetric distances, inf where two items have no evidence between them.
+    forbidden: (N, N) bool, True where two items may never share a cluster (inherited by clusters).
+    Merges the closest pair of clusters while its linkage distance is below ``stop``; "average" is the
+    mean over the item pairs that have evidence (pairs without evidence neither help nor hurt),
+    "single" the smallest. Returns (N,) int64 labels 0..K-1 in order of each cluster's first item.
+    """
+    n = len(dist)
+    if linkage not in LINKAGES:
+        raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
+    finite = np.isfinite(dist)
+    total = np.where(finite, dist, 0.0).astype(np.float64)  # sum (average) or min (single) over evidenced pairs
+    if linkage == "single":
+        total = np.where(finite, dist, np.inf).astype(np.float64)
+    count = finite.astype(np.int64)
+    banned = np.asarray(forbidden, bool).copy()
+    np.fill_diagonal(banned, True)
+    active = np.ones(n, bool)
+    parent = np.arange(n)
+
+    def row(i: int) -> np.ndarray:
+        if linkage == "average":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = np.where(count[i] > 0, total[i] / np.maximum(count[i], 1), np.inf)
+        else:
+            r = total[i].copy()
+        r[banned[i] | ~active] = np.inf
+        return r
+
+    best = np.full(n, np.inf)
+    arg = np.zeros(n, np.int64)
+    for i in range(n):
+        r = row(i)
+        arg[i] = int(np.argmin(r)) if n else 0
+        best[i] = r[arg[i]] if n else np.inf
+    while True:
+        cand = np.where(active, best, np.inf)
+        i = int(np.argmin(cand)) if n else 0
+        if n == 0 or not cand[i] < stop:
+            break
+        a, b = sorted((i, int(arg[i])))
+        # merge b into a
+        if linkage == "average":
+            total[a] += total[b]
+            total[:, a] = total[a]
+            count[a] += count[b]
+            count[:, a] = count[a]
+        else:
+            total[a] = np.minimum(total[a], total[b])
+            total[:, a] = total[a]
+        banned[a] |= banned[b]
+        banned[:, a] = banned[a]
+        banned[a, a] = True
+        active[b] = False
+        best[b] = np.inf
+        parent[parent == b] = a
+        col = row(a)  # linkage of the merged cluster to every other one (the matrices are symmetric)
+        arg[a] = int(np.argmin(col))
+        best[a] = col[arg[a]]
+        stale = active & ((arg == a) | (arg == b))  # their nearest cluster changed: recompute their row
+        stale[a] = False
+        for k in np.flatnonzero(stale):
+            r = row(int(k))
+            arg[k] = int(np.argmin(r))
+            best[k] = r[arg[k]]
+        closer = active & (col < best)
+        closer[a] = False
+        best[closer], arg[closer] = col[closer], a
+    _, labels = np.unique(parent, return_inverse=True)
+    order = {}
+    for lab in labels:
+        order.setdefault(int(lab), len(order))
+    return np.array([order[int(lab)] for lab in labels], np.int64)
+
+
+def cluster_tracks(feats: TrackFeatures, config: ClusterConfig | None = None) -> np.ndarray:
+    """(N,) int64 candidate labels of the tracks in ``feats`` (see the module docstring)."""
+    config = config or ClusterConfig()
+    return agglomerate(pair_distances(feats, config), cannot_link(feats.frames), config.linkage)
