@@ -87,6 +87,7 @@ def test_finds_ground_truth_persons(film_detector, dev_clip, index, person, face
         assert dets.has_face[best] and x1 <= fx1 < fx2 <= x2 and y1 <= fy1 and (fy1 + fy2) / 2 < (y1 + y2) / 2
 
 
+@pytest.mark.slow
 def test_no_person_on_robot_close_ups(film_detector, dev_clip):
     """Shot 0-20 and frames 186-210 show only a robot (labelled frames with no person). Weak boxes
     (below the tracker's start threshold) may only extend a track that a person started; none starts
@@ -102,6 +103,7 @@ def test_no_person_on_robot_close_ups(film_detector, dev_clip):
     assert sum(len(t) for t in tracked) == 0
 
 
+@pytest.mark.slow
 def test_any_frame_size_boxes_in_that_frames_pixels(film_detector, dev_clip):
     """The same frame at 640x360 and scaled to 1280x720: the same people, boxes twice as large."""
     import cv2
