@@ -81,9 +81,72 @@ def upgrade() -> None:
     from portrait_builder.store.security import grant_writer_columns
 
     grant_writer_columns(op.get_bind(), "labels", ["provenance"])
+    if op.get_bind().dialect.name == "postgresql":
+        _upgrade_postgresql(op.get_bind())
+
+
+def _upgrade_postgresql(bind) -> None:
+    """Rights for confirming candidate characters and setting static attributes on a character.
+
+    - candidates: writers confirm a cluster (identity_id, confirmed_by, confirmed_at); no row-level
+      security on candidates, like tracks.
+    - identities.attributes: an annotator of age (say) sets age on a character. identities has
+      row-level security (0003), whose update policy lets only identity labellers through (renames);
+      a second update policy lets every writer reach the row, and a trigger decides per column: a
+      rename still needs the right to label identities, a changed key of ``attributes`` the right to
+      label that attribute. A refused row is skipped (as a policy would hide it), so the caller's row
+      count reads as a refusal.
+    - labels: crops an identity labeller assigns to a character inherit its static attributes; those
+      labels (provenance ``inherited``, and their undo) are written under the identity labeller's
+      own annotator row.
+    """
+    from portrait_builder.store.security import grant_writer_columns, group_roles
+
+    grant_writer_columns(bind, "candidates", ["identity_id", "confirmed_by", "confirmed_at"], privilege="UPDATE")
+    grant_writer_columns(bind, "identities", ["attributes"], privilege="UPDATE")
+    schema = bind.execute(sa.text("SELECT current_schema()")).scalar_one()
+    q = bind.dialect.identifier_preparer.quote_identifier
+    s = q(schema)
+    roles = group_roles(bind)
+    writers = ", ".join(q(roles[r]) for r in ("annotator", "reviewer"))
+    maintainer = roles["maintainer"].replace("'", "''")
+    me, may, ident = f"{s}.portrait_me()", f"{s}.portrait_may_write", f"{s}.portrait_identity_attribute()"
+    bind.exec_driver_sql(f"""CREATE POLICY portrait_character_attributes ON {s}.identities FOR UPDATE TO {writers}
+        USING (true) WITH CHECK (true)""")
+    bind.exec_driver_sql(f"""
+        CREATE FUNCTION {s}.portrait_check_character_update() RETURNS trigger LANGUAGE plpgsql AS $$
+        DECLARE k text;
+        BEGIN
+            -- the tables' owner (migrations, scripts) and maintainers change characters freely
+            IF pg_has_role(current_user, (SELECT relowner FROM pg_class WHERE oid = TG_RELID), 'USAGE')
+               OR pg_has_role(current_user, '{maintainer}', 'USAGE') THEN
+                RETURN NEW;
+            END IF;
+            IF NEW.name IS DISTINCT FROM OLD.name AND NOT {may}({ident}) THEN
+                RETURN NULL;
+            END IF;
+            FOR k IN SELECT jsonb_object_keys(coalesce(NEW.attributes::jsonb, '{{}}'))
+                     UNION SELECT jsonb_object_keys(coalesce(OLD.attributes::jsonb, '{{}}')) LOOP
+                IF (NEW.attributes::jsonb -> k) IS DISTINCT FROM (OLD.attributes::jsonb -> k) AND NOT {may}(k) THEN
+                    RETURN NULL;
+                END IF;
+            END LOOP;
+            RETURN NEW;
+        END $$""")
+    bind.exec_driver_sql(f"""CREATE TRIGGER portrait_check_character_update BEFORE UPDATE ON {s}.identities
+        FOR EACH ROW EXECUTE FUNCTION {s}.portrait_check_character_update()""")
+    bind.exec_driver_sql(f"""CREATE POLICY portrait_insert_inherited ON {s}.labels FOR INSERT TO {writers}
+        WITH CHECK (annotator_id = {me} AND provenance = 'inherited' AND {may}({ident}))""")
 
 
 def downgrade() -> None:
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        schema = bind.dialect.identifier_preparer.quote_identifier(bind.execute(sa.text("SELECT current_schema()")).scalar_one())
+        bind.exec_driver_sql(f"DROP POLICY IF EXISTS portrait_insert_inherited ON {schema}.labels")
+        bind.exec_driver_sql(f"DROP TRIGGER IF EXISTS portrait_check_character_update ON {schema}.identities")
+        bind.exec_driver_sql(f"DROP FUNCTION IF EXISTS {schema}.portrait_check_character_update()")
+        bind.exec_driver_sql(f"DROP POLICY IF EXISTS portrait_character_attributes ON {schema}.identities")
     with op.batch_alter_table("identities", schema=None) as batch_op:
         batch_op.drop_column("attributes")
     with op.batch_alter_table("labels", schema=None) as batch_op:
