@@ -80,9 +80,11 @@ class Tally:
 
     clicks: Counter = field(default_factory=Counter)
     decisions: Counter = field(default_factory=Counter)
+    actions: Counter = field(default_factory=Counter)  # (attribute, action) -> times, e.g. a strip crop left out
 
-    def add(self, attribute: str, clicks: int) -> None:
+    def add(self, attribute: str, clicks: int, action: str = "decide") -> None:
         self.clicks[attribute] += clicks
+        self.actions[attribute, action] += 1
 
 
 # -- what a view shows, and the actions on it ----------------------------------------------------
@@ -114,7 +116,7 @@ class ServiceIdentityUI:
         self.service, self.tally, self.whole_track = service, tally, whole_track
         self._screen: IdentityScreen | None = None
         if not whole_track:
-            tally.add("identity", 1)  # T: whole-track labelling off, once
+            tally.add("identity", 1, "whole_track_off")  # T, once
         self._advance()
 
     def _advance(self) -> None:
@@ -136,7 +138,7 @@ class ServiceIdentityUI:
         return ids
 
     def toggle_strip(self, index: int) -> None:
-        self.tally.add("identity", 1)
+        self.tally.add("identity", 1, "strip_toggle")
         self._screen.ticked[index] = not self._screen.ticked[index]
 
     def pick(self, index: int) -> None:
@@ -205,12 +207,15 @@ def _shown_as(world: EffortWorld, project: Project, value: str | None) -> str | 
     return _identity_truth(world, exemplar) if exemplar is not None else None
 
 
-def label_identity(ui: IdentityUI, world: EffortWorld, tally: Tally) -> None:
-    """Work the identity queue: tick exactly the strip crops of this person that lack a right label, then decide."""
+def label_identity(ui: IdentityUI, world: EffortWorld, tally: Tally, *, check_strip: bool = True) -> None:
+    """Work the identity queue: tick exactly the strip crops of this person that lack a right label, then decide.
+
+    ``check_strip=False``: an annotator who trusts the strip as shown (to prove that scoring catches it).
+    """
     project = world.project
     while (sc := ui.screen()) is not None:
         person = _identity_truth(world, sc.item.id)
-        for i, tc in enumerate(sc.strip):
+        for i, tc in enumerate(sc.strip if check_strip else ()):
             same = _identity_truth(world, tc.id) == person
             wrong = tc.labelled and _shown_as(world, project, tc.identity) != person
             want = same and (not tc.labelled or wrong)

@@ -19,10 +19,11 @@ dlib's: same person about 0.5, different people about 0.9) where the face is vis
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from PIL import Image, ImageDraw
+from sqlalchemy import update
 
 from portrait_builder.annotation.sample import CROP_SIZE, color_embedding
 from portrait_builder.store.models import Crop, Track, Video
@@ -316,3 +317,18 @@ def build_world(project: Project, spec: EffortSpec = EffortSpec(), title: str = 
 
     video_id = project.run_write(tx)
     return EffortWorld(project, video_id, spec, chars, track_truths, truth, face_visible, crop_track)
+
+
+def move_crop(world: EffortWorld, crop_id: int, track_id: int) -> None:
+    """A tracker error: put one crop into another track (the crop keeps its person, so its truth holds;
+    the change points of the two tracks no longer describe their crops)."""
+    old = world.crop_track[crop_id]
+
+    def tx(s) -> None:
+        s.execute(update(Crop).where(Crop.id == crop_id).values(track_id=track_id))
+
+    world.project.run_write(tx)
+    world.crop_track[crop_id] = track_id
+    src, dst = world.tracks[old], world.tracks[track_id]
+    world.tracks[old] = replace(src, crop_ids=tuple(c for c in src.crop_ids if c != crop_id))
+    world.tracks[track_id] = replace(dst, crop_ids=tuple(sorted((*dst.crop_ids, crop_id))))

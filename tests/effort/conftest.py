@@ -1,0 +1,51 @@
+"""The labelling-effort benchmark's pieces (benchmarks/effort_world.py, benchmarks/annotation_effort.py) on
+small synthetic films built into real SQLite projects."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")  # before pytest-qt creates the QApplication
+
+import pytest  # noqa: E402
+
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+@pytest.fixture(scope="session")
+def effort():
+    """The benchmark module (it imports effort_world from its own folder)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        yield importlib.import_module("annotation_effort")
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.fixture(scope="session")
+def world_mod(effort):
+    return importlib.import_module("effort_world")
+
+
+@pytest.fixture
+def tiny_spec(world_mod):
+    """About 60 crops: 3 characters, 3 shots, tracks of 8-12 crops (change points and face stretches fit)."""
+    return world_mod.EffortSpec(characters=3, shots=3, shots_per_scene=2, shot_crops=(8, 12), seed=3)
+
+
+@pytest.fixture
+def make_world(effort, tmp_path):
+    """Build a film into a fresh project (with the simulated annotators); closed at teardown."""
+    worlds = []
+
+    def _make(spec, name="proj"):
+        world = effort.new_world(tmp_path / name, spec)
+        worlds.append(world)
+        return world
+
+    yield _make
+    for w in worlds:
+        w.project.close()
