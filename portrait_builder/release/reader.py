@@ -43,14 +43,18 @@ class Release:
     """A release as the baseline and the integrations read it.
 
     ``annotations`` is annotations.parquet with ``identity``/``group`` as pandas ``Int64`` (null = no
-    identity / no group), single-label attributes as value names ("unsure" kept, None = unlabelled) and
-    multi-label cells as Python lists (or None). ``manifest`` is ``{}`` for an unversioned folder.
+    identity / no group), single-label attributes as value names ("unsure" kept, None = unlabelled),
+    multi-label cells as Python lists (or None) and ``<attribute>_provenance`` columns (how each label
+    came about: clicked, accepted, propagated, inherited, imported, merged; None = unlabelled).
+    ``manifest`` is ``{}`` for an unversioned folder. ``has_provenance`` is False for a release written
+    before labels carried their provenance: its provenance columns are added, all None (unknown).
     """
 
     root: Path
     annotations: pd.DataFrame
     taxonomy: Taxonomy
     manifest: dict
+    has_provenance: bool = True
 
     @property
     def version(self) -> str | None:
@@ -142,4 +146,11 @@ def load_release(
     for name in absent:
         log.warning("%s has no %s column; treating it as unlabelled", root, name)
         df[name] = None
-    return Release(root, df, taxonomy, manifest)
+    provenance = records.provenance_columns(taxonomy)
+    lacking = [c for c in provenance if c not in df.columns]
+    if lacking:
+        log.info("%s has no provenance column(s) %s (written before labels carried it); provenance unknown",
+                 root, ", ".join(lacking))
+        for name in lacking:
+            df[name] = None
+    return Release(root, df, taxonomy, manifest, has_provenance=not lacking)

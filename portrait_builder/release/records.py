@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 
 from portrait_builder.errors import UserError
 from portrait_builder.release import naming
+from portrait_builder.store.labels import PROVENANCES
 from portrait_builder.taxonomy import Taxonomy
 
 SUBSETS = ("train", "query", "gallery")
@@ -52,12 +53,29 @@ class ReleaseTable:
     excluded: int  # crops of the project that the split does not assign (not released)
 
 
+PROVENANCE_SUFFIX = "_provenance"
+
+
 def attribute_columns(taxonomy: Taxonomy) -> list[str]:
     return [a.name for a in taxonomy.attributes if a.kind != "identity"]
 
 
-def arrow_schema(taxonomy: Taxonomy) -> pa.Schema:
-    """The Arrow schema of annotations.parquet (see schemas/annotations.schema.json)."""
+def provenance_column(attribute: str) -> str:
+    return attribute + PROVENANCE_SUFFIX
+
+
+def provenance_columns(taxonomy: Taxonomy) -> list[str]:
+    """``<attribute>_provenance`` for every taxonomy attribute, identity included, in taxonomy order: how
+    the crop's current label came about (one of ``store.labels.PROVENANCES``), null without a label."""
+    return [provenance_column(a.name) for a in taxonomy.attributes]
+
+
+def arrow_schema(taxonomy: Taxonomy, *, provenance: bool = True) -> pa.Schema:
+    """The Arrow schema of annotations.parquet (see schemas/annotations.schema.json).
+
+    ``provenance=False``: the contract of releases written before labels carried their provenance (no
+    ``*_provenance`` columns), which still load and verify.
+    """
     fields = [
         pa.field("crop_id", pa.int64(), nullable=False),
         pa.field("file", pa.string(), nullable=False),
@@ -75,24 +93,27 @@ def arrow_schema(taxonomy: Taxonomy) -> pa.Schema:
         if attr.kind == "identity":
             continue
         fields.append(pa.field(attr.name, pa.list_(pa.string()) if attr.multilabel else pa.string()))
+    if provenance:
+        fields += [pa.field(c, pa.string()) for c in provenance_columns(taxonomy)]
     return pa.schema(fields)
 
 
 def phash_hex(value) -> str | None:
     """Signed 64-bit store pHash -> 16 lower-case hex digits of the unsigned hash (imagehash's str())."""
-    if _missing(value):
+    if missing(value):
         return None
     return f"{int(value) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
-def _missing(value) -> bool:
+def missing(value) -> bool:
+    """None, pandas NA or NaN: an empty cell of a frame or an annotation table."""
     if value is None or value is pd.NA:
         return True
     return isinstance(value, float) and math.isnan(value)
 
 
 def _single(value) -> str | None:
-    return None if _missing(value) else str(value)
+    return None if missing(value) else str(value)
 
 
 def _multi(value) -> list[str] | None:
@@ -111,6 +132,8 @@ def build_table(
     """Turn ``stats.project_frame`` rows into release rows: relabel pids, number videos, name files.
 
     ``videos`` maps store video id to its info; ``shots`` maps store track id to its shot index.
+    ``<attribute>_provenance`` columns of the frame (the writer adds them from the store) are copied;
+    where the frame has none, the release's provenance column is null.
     Crops with no subset are left out (counted in ``excluded``). A query without identity is refused:
     it cannot be evaluated and it breaks the split's contract.
     """
@@ -139,7 +162,7 @@ def build_table(
     )
 
     subsets = assigned["subset"].tolist()
-    pids = [None if _missing(i) else pid_of[int(i)] for i in identity.tolist()]
+    pids = [None if missing(i) else pid_of[int(i)] for i in identity.tolist()]
     cams = [cam_of[int(v)] for v in assigned["video_id"].tolist()]
     seqs = [int(shots.get(int(t), 0)) + 1 for t in assigned["track_id"].tolist()]
     frames = [int(f) for f in assigned["frame_index"].tolist()]
@@ -172,6 +195,13 @@ def build_table(
         column = assigned[attr.name] if attr.name in assigned.columns else pd.Series([None] * len(assigned))
         convert = _multi if attr.multilabel else _single
         out[attr.name] = pd.Series([convert(v) for v in column.tolist()], dtype=object)
+    for name in provenance_columns(taxonomy):
+        column = assigned[name] if name in assigned.columns else pd.Series([None] * len(assigned))
+        values = [_single(v) for v in column.tolist()]
+        bad = sorted({v for v in values if v is not None} - set(PROVENANCES))
+        if bad:  # the store validates provenance on write; anything else is a bug upstream
+            raise ValueError(f"unknown provenance {bad[0]!r} in {name}; valid: {', '.join(PROVENANCES)}")
+        out[name] = pd.Series(values, dtype=object)
 
     return ReleaseTable(
         annotations=out,
@@ -188,12 +218,15 @@ def build_table(
 
 
 def store_fingerprint(frame: pd.DataFrame, taxonomy: Taxonomy) -> str:
-    """sha256 over the exported store rows (crop, box, hash, group, identity, subset, labels), in crop-id order.
+    """sha256 over the exported store rows (crop, box, hash, group, identity, subset, labels and their
+    provenance), in crop-id order.
 
-    It changes exactly when what a release would contain changes; it holds no time stamps, so the same
-    store and configuration always give the same fingerprint.
+    It changes exactly when what a release would contain changes (a click turned into an accepted
+    prediction with the same value is a change); it holds no time stamps, so the same store and
+    configuration always give the same fingerprint.
     """
-    cols = list(FRAME_COLUMNS) + [c for c in attribute_columns(taxonomy) if c in frame.columns]
+    wanted = [*attribute_columns(taxonomy), *provenance_columns(taxonomy)]
+    cols = list(FRAME_COLUMNS) + [c for c in wanted if c in frame.columns]
     rows = frame.sort_values("crop_id", kind="stable")[cols].copy()
     for c in ("x1", "y1", "x2", "y2"):
         # float32 is the release's box precision; round-tripping through it makes the hash backend-independent.

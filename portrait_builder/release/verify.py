@@ -11,6 +11,7 @@ from portrait_builder.errors import UserError
 from portrait_builder.release import manifest as mf
 from portrait_builder.release import naming, records
 from portrait_builder.release.records import read_annotations
+from portrait_builder.store.labels import PROVENANCES
 from portrait_builder.taxonomy import Taxonomy, load_taxonomy
 
 JSON_SCHEMA_SAMPLE_ROWS = 2000  # rows checked one by one with jsonschema; every row gets the vectorised checks
@@ -39,7 +40,9 @@ def _check_table(df: pd.DataFrame, taxonomy: Taxonomy, manifest: dict) -> list[s
     problems: list[str] = []
     expected = records.arrow_schema(taxonomy)
     names = list(df.columns)
-    if names != expected.names:
+    # releases written before labels carried their provenance lack the *_provenance columns, and verify
+    legacy = records.arrow_schema(taxonomy, provenance=False)
+    if names != expected.names and names != legacy.names:
         return [f"annotations.parquet: columns {names} differ from the contract {expected.names}"]
     sample = df.head(JSON_SCHEMA_SAMPLE_ROWS).astype(object).where(df.head(JSON_SCHEMA_SAMPLE_ROWS).notna(), None)
     schema = mf.annotations_schema()
@@ -82,6 +85,31 @@ def _check_table(df: pd.DataFrame, taxonomy: Taxonomy, manifest: dict) -> list[s
         bad = sorted(set(values.dropna()) - set(attr.value_names))
         if bad:
             problems.append(f"annotations: invalid value {bad[0]!r} for {attr.name}")
+    if names == expected.names:
+        problems += _provenance_problems(df, taxonomy)
+    return problems
+
+
+def _provenance_problems(df: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
+    """Provenance values are known ones, and a label has a provenance exactly when it has a value
+    (identity aside: a crop labelled 'unknown' has no release identity but a provenance)."""
+    problems = []
+    for attr in taxonomy.attributes:
+        column = records.provenance_column(attr.name)
+        bad = sorted(set(df[column].dropna()) - set(PROVENANCES))
+        if bad:
+            problems.append(f"annotations: invalid provenance {bad[0]!r} in {column}; valid: {', '.join(PROVENANCES)}")
+        if attr.kind == "identity":
+            continue
+        has_value, has_provenance = df[attr.name].notna(), df[column].notna()
+        orphan = df.loc[has_provenance & ~has_value, "crop_id"]
+        if len(orphan):
+            problems.append(f"annotations: {len(orphan)} crops have {column} but no {attr.name} "
+                            f"(e.g. crop {int(orphan.iloc[0])})")
+        unknown = df.loc[has_value & ~has_provenance, "crop_id"]
+        if len(unknown):
+            problems.append(f"annotations: {len(unknown)} crops have {attr.name} but no {column} "
+                            f"(e.g. crop {int(unknown.iloc[0])})")
     return problems
 
 

@@ -29,8 +29,8 @@ from portrait_builder.common import file_digest
 from portrait_builder.errors import UserError
 from portrait_builder.release import datasheet, manifest, records
 from portrait_builder.release.naming import SUBSET_DIRS
+from portrait_builder.store.models import CurrentLabel, Label, Setting, Track, Video
 from portrait_builder.store.models import Release as ReleaseRow
-from portrait_builder.store.models import Setting, Track, Video
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,30 @@ def _load_frame(project, split: str) -> pd.DataFrame:
     from portrait_builder.stats import project_frame  # the dataset helper's single source of crop rows
 
     return project_frame(project, split=split)
+
+
+def _with_provenance(project, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` plus one ``<attribute>_provenance`` column per taxonomy attribute: the provenance of each
+    crop's current label (None in the store, a label from before revision 0004, is a click), None where
+    the crop has no label of that attribute."""
+    with project.session() as s:
+        rows = s.execute(
+            select(CurrentLabel.crop_id, CurrentLabel.attribute, Label.provenance)
+            .join(Label, Label.id == CurrentLabel.label_id)
+            .where(CurrentLabel.value.is_not(None))
+        ).all()
+    by_attribute: dict[str, dict[int, str]] = {}
+    for crop_id, attribute, provenance in rows:
+        by_attribute.setdefault(attribute, {})[int(crop_id)] = provenance or "clicked"
+    out = frame.copy()
+    for attr in project.taxonomy.attributes:
+        known = by_attribute.get(attr.name, {})
+        values = [known.get(int(c)) for c in out["crop_id"].tolist()]
+        if attr.kind != "identity" and attr.name in out.columns:
+            # the frame was read in another transaction: a label given since has no value here
+            values = [None if records.missing(v) else p for p, v in zip(values, out[attr.name].tolist(), strict=True)]
+        out[records.provenance_column(attr.name)] = pd.Series(values, index=out.index, dtype=object)
+    return out
 
 
 def _check_prepared(project, frame: pd.DataFrame, split: str) -> None:
@@ -167,7 +191,7 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
     from portrait_builder.stats import dataset_stats, write_stats
 
     taxonomy = project.taxonomy
-    frame = _load_frame(project, config.split)
+    frame = _with_provenance(project, _load_frame(project, config.split))
     _check_prepared(project, frame, config.split)
     videos, shots, settings = _store_context(project, config.split)
     table = records.build_table(frame, taxonomy, videos, shots)

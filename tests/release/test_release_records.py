@@ -42,8 +42,11 @@ def test_build_table_relabels_and_names(project, built):
         shots = dict(s.execute(select(Track.id, Track.shot_index)).all())
     table = build_table(frame, TAX, _videos(frame), shots)
     ann = table.annotations
-    assert list(ann.columns) == [*records.CORE_COLUMNS, "gender", "age", "physique", "height", "body_posture",
-                                 "arm_posture", "expression"]  # fmt: skip
+    attrs = ["gender", "age", "physique", "height", "body_posture", "arm_posture", "expression"]
+    assert list(ann.columns) == [*records.CORE_COLUMNS, *attrs, "identity_provenance",
+                                 *(f"{a}_provenance" for a in attrs)]  # fmt: skip
+    # the frame carries no provenance here: the columns exist, all null (the writer adds them from the store)
+    assert ann[[c for c in ann.columns if c.endswith("_provenance")]].isna().all().all()
     assert len(ann) == sum(n for *_, n in TRACKS) - len(built.unassigned) and table.excluded == len(built.unassigned)
     assert ann["crop_id"].is_monotonic_increasing and ann["file"].is_unique
     # release pids are 1..N contiguous, one per store identity, sorted by store id

@@ -89,7 +89,7 @@ def test_diff_lists_added_removed_moved_changed(project, built, tmp_path, capsys
     }
     assert d["same_store_fingerprint"] is False
     assert diff_releases(a, a)["summary"] == {"added": 0, "removed": 0, "moved": 0, "changed": 0,
-                                              "common": len(old)}  # fmt: skip
+                                              "provenance": 0, "common": len(old)}  # fmt: skip
     assert main(["release", "diff", str(a), str(b)]) == 0
     text = capsys.readouterr().out
     assert f"+ crop {new}" in text and f"- crop {moved}" in text and "1.0.0 -> 1.1.0" in text
