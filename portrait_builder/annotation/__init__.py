@@ -3,13 +3,14 @@
 Plain dataclasses out; the store stays behind it. See :class:`AnnotationService`.
 """
 
+from portrait_builder.annotation.annotators import add_annotator, get_annotator, list_annotators
 from portrait_builder.annotation.identities import CharacterInfo, MergeResult, list_identities, rename_identity
 from portrait_builder.annotation.kappa import cohen_kappa
-from portrait_builder.annotation.service import (
+from portrait_builder.annotation.service import AnnotationService, merge_identities
+from portrait_builder.annotation.types import (
     Action,
     ActionLabel,
     AnnotationPermissionError,
-    AnnotationService,
     AnnotatorInfo,
     CropItem,
     Exemplar,
@@ -18,10 +19,6 @@ from portrait_builder.annotation.service import (
     Progress,
     ReviewRow,
     TrackCrop,
-    add_annotator,
-    get_annotator,
-    list_annotators,
-    merge_identities,
 )
 
 __all__ = [

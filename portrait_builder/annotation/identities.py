@@ -2,7 +2,7 @@
 (for ``portrait labels import``).
 
 A merge writes new label rows (the history keeps the old ones); the annotation service runs it
-(:func:`portrait_builder.annotation.service.merge_identities`), so it is one action in the merging
+(:func:`portrait_builder.annotation.service.merge_identities`, the characters part of the service), so it is one action in the merging
 annotator's history that the app's undo reverses.
 """
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session, load_only
 
+from portrait_builder.annotation.types import GENDER  # the attribute an identity's gender is labelled as
 from portrait_builder.errors import UserError
 from portrait_builder.store.labels import LabelRecord, add_label
 from portrait_builder.store.models import Crop, CurrentLabel, Identity, Video
@@ -21,7 +22,6 @@ from portrait_builder.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
-GENDER = "gender"  # the attribute an identity's gender is labelled as (the paper: set together with it)
 NAME_PREFIX = "name:"  # forces a name in an import file when it looks like an id or a taxonomy value
 
 

@@ -12,21 +12,12 @@ import time
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from portrait_builder.annotation.service import AnnotatorInfo, _info, get_annotator
+from portrait_builder.annotation.annotators import annotator_info, check_team_store, get_annotator
+from portrait_builder.annotation.types import AnnotatorInfo
 from portrait_builder.errors import UserError
 from portrait_builder.store.models import Annotator, Lease
 from portrait_builder.store.project import Project
-from portrait_builder.store.security import check_login_name, create_login, role_exists, set_login_enabled
-
-
-def check_team_store(project: Project, login: str) -> None:
-    """Database logins exist only on PostgreSQL stores; a login name must be usable."""
-    if project.is_sqlite:
-        raise UserError(
-            "database logins need a PostgreSQL store; a SQLite project is single-workstation "
-            "(see docs/team.md to set up a team)"
-        )
-    check_login_name(login)
+from portrait_builder.store.security import create_login, role_exists, set_login_enabled
 
 
 def resolve_annotator(project: Project, name: str | None) -> AnnotatorInfo:
@@ -44,7 +35,7 @@ def resolve_annotator(project: Project, name: str | None) -> AnnotatorInfo:
     else:
         with project.refusals(), project.session() as s:
             row = s.scalar(select(Annotator).where(Annotator.db_login == login.name))
-            info = _info(row) if row is not None else None
+            info = annotator_info(row) if row is not None else None
         if info is not None:
             if name and name != info.name:
                 raise UserError(
@@ -80,7 +71,7 @@ def set_annotator_enabled(project: Project, name: str, enabled: bool) -> Annotat
         if row.db_login and not project.is_sqlite:
             set_login_enabled(s.connection(), row.db_login, row.role, enabled)
         s.flush()
-        return _info(row)
+        return annotator_info(row)
 
     return project.run_write(tx)
 
@@ -106,7 +97,7 @@ def attach_login(project: Project, name: str, login: str, password: str | None) 
         row.db_login = login
         create_login(s.connection(), login, row.role, password)
         s.flush()
-        return _info(row)
+        return annotator_info(row)
 
     project.record_identity_attribute()
     return project.run_write(tx)
