@@ -1,4 +1,4 @@
-"""Perceptual hashes of crops and near-duplicate groups (DESIGN.md section 4, "Similar frames").
+"""Perceptual hashes of crops and near-duplicate groups (the paper's "similar frames"; docs/dataset.md).
 
 Public API: :func:`phash_files`, :func:`group_hashes`, :func:`hash_project`, :func:`group_project`,
 :func:`to_signed` / :func:`to_unsigned` (uint64 hash <-> the store's signed BIGINT), :data:`DEFAULT_THRESHOLD`.

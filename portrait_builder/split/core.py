@@ -1,4 +1,4 @@
-"""Identity-disjoint train / query / gallery splits (DESIGN.md section 4, the paper's Table 2).
+"""Identity-disjoint train / query / gallery splits (the paper's Table 2; docs/dataset.md).
 
 :func:`split_crops` is a pure function of a crop table and a :class:`SplitConfig`; the rules:
 

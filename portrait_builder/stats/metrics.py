@@ -1,4 +1,4 @@
-"""Long-tail measures over per-class sample counts: LTS_k (DESIGN.md section 4), Gini, imbalance factor."""
+"""Long-tail measures over per-class sample counts: LTS_k (the paper's Eq. 1; docs/dataset.md), Gini, imbalance factor."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the project store (DESIGN.md section 3).
+"""SQLAlchemy 2 models of the project store (docs/architecture.md, "The data model").
 
 Boxes are absolute-pixel xyxy in the source frame. Labels are append-only; ``current_labels`` holds
 the newest label of each (crop, attribute) so queues, status and releases never scan the history.
