@@ -72,7 +72,7 @@ def face_similarity(a, b) -> float | None:
 def cluster_video(project, video_id: int, config: ClusterConfig | None = None) -> int:
     """Re-cluster a movie's tracks outside confirmed candidates into candidates; returns how many."""
     fixed = confirmed_track_ids(project, video_id)
-    feats = load_track_features(project, video_id)
+    feats = load_track_features(project, video_id, config)
     keep = np.array([int(t) not in fixed for t in feats.track_ids], bool)
     feats = TrackFeatures(feats.track_ids[keep], feats.shots[keep], feats.faces[keep], feats.appearance[keep],
                           [fr for fr, k in zip(feats.frames, keep, strict=True) if k])  # fmt: skip

@@ -17,11 +17,17 @@ import numpy as np
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
-from portrait_builder.characters.cluster import TrackFeatures, unit_mean
-from portrait_builder.detect.embed import stripe_embeddings
+from portrait_builder.characters.appearance import DIM as TORSO_DIM
+from portrait_builder.characters.appearance import torso_descriptor
+from portrait_builder.characters.cluster import ClusterConfig, TrackFeatures, unit_mean
+from portrait_builder.characters.geometry import face_box_in_crop
 from portrait_builder.store import Annotator, Candidate, Crop, Identity, Project, Track, Video
 
 log = logging.getLogger(__name__)
+
+
+#: dlib's face descriptor length.
+FACE_DIM = 128
 
 
 def decode_f16(blob: bytes | None) -> np.ndarray | None:
@@ -70,63 +76,67 @@ def write_face_embeddings(project: Project, values: list[tuple[int, bytes]]) -> 
 
 
 # ----------------------------------------------------------------------------------- track features
-def colour_descriptor(crop_bgr: np.ndarray) -> np.ndarray:
-    """The detector's weight-free appearance embedding (HSV stripes) of a whole 256x128 crop."""
-    h, w = crop_bgr.shape[:2]
-    return stripe_embeddings(crop_bgr, np.array([[0, 0, w, h]], np.float32))[0]
+def face_width_in_crop(box: tuple[float, float, float, float], face: tuple[float, float, float, float],
+                       sar: float = 1.0) -> float:
+    """Width in crop pixels of a face box (source pixels) inside the crop cut from ``box``."""
+    f = face_box_in_crop(box, face, sar)
+    return float(f[2] - f[0])
 
 
-def load_track_features(project: Project, video_id: int, track_ids: Iterable[int] | None = None) -> TrackFeatures:
-    """Features of a movie's tracks (all, or ``track_ids``), in track id order.
+def _spaced(items: list, k: int) -> list:
+    if len(items) <= k:
+        return items
+    return [items[int(i)] for i in np.linspace(0, len(items) - 1, k).round().astype(int)]
 
-    Appearance: the crops' stored detector embedding when it has one, else the colour descriptor of the
-    crop image (read from the crop root).
-    """
+
+def load_track_features(project: Project, video_id: int, config: ClusterConfig | None = None) -> TrackFeatures:
+    """Features of a movie's tracks, in track id order (see :class:`ClusterConfig` for what is read)."""
+    config = config or ClusterConfig()
     with project.session() as s:
-        tq = select(Track.id, Track.shot_index).where(Track.video_id == video_id).order_by(Track.id)
-        tracks = s.execute(tq).all()
-        if track_ids is not None:
-            wanted = set(track_ids)
-            tracks = [t for t in tracks if t.id in wanted]
+        tracks = s.execute(select(Track.id, Track.shot_index).where(Track.video_id == video_id).order_by(Track.id)).all()
+        sar = float(((s.scalar(select(Video.report).where(Video.id == video_id)) or {}).get("video") or {}).get("sar") or 1.0)
         rows = s.execute(
-            select(Crop.track_id, Crop.frame_index, Crop.embedding, Crop.face_embedding, Crop.path)
-            .where(Crop.video_id == video_id).order_by(Crop.id)
+            select(Crop.track_id, Crop.frame_index, Crop.embedding, Crop.face_embedding, Crop.path,
+                   Crop.x1, Crop.y1, Crop.x2, Crop.y2, Crop.face_x1, Crop.face_y1, Crop.face_x2, Crop.face_y2)
+            .where(Crop.video_id == video_id).order_by(Crop.frame_index, Crop.id)
         ).all()  # fmt: skip
     by_track: dict[int, list] = defaultdict(list)
     for r in rows:
         by_track[r.track_id].append(r)
     root = None
-    faces, apps, frames = [], [], []
-    face_dim = app_dim = 0
-    per_track = []
+
+    def torso(c) -> np.ndarray | None:
+        nonlocal root
+        root = root or project.check_crop_root()
+        img = cv2.imread(str(root / c.path), cv2.IMREAD_COLOR)
+        return torso_descriptor(img) if img is not None else None
+
+    faces, apps = [], []
     for t in tracks:
         crops = by_track.get(t.id, [])
-        f = [v for v in (decode_f16(c.face_embedding) for c in crops) if v is not None]
+        f = [decode_f16(c.face_embedding) for c in crops if c.face_embedding and c.face_x1 is not None
+             and face_width_in_crop((c.x1, c.y1, c.x2, c.y2), (c.face_x1, c.face_y1, c.face_x2, c.face_y2), sar)
+             >= config.min_face_px]  # fmt: skip
+        f = [v for v in f if v is not None and len(v) == FACE_DIM]
         a = []
-        for c in crops:
-            v = decode_f16(c.embedding)
-            if v is None or not np.any(v):
-                root = root or project.check_crop_root()
-                img = cv2.imread(str(root / c.path), cv2.IMREAD_COLOR)
-                v = colour_descriptor(img) if img is not None else None
+        for c in _spaced(crops, config.appearance_crops):
+            v = decode_f16(c.embedding) if config.appearance == "detector" else None
+            v = v if v is not None and np.any(v) else torso(c)
             if v is not None:
                 a.append(v)
-        face_dim = max(face_dim, *(len(v) for v in f)) if f else face_dim
-        app_dim = max(app_dim, *(len(v) for v in a)) if a else app_dim
-        per_track.append((f, a, np.array([c.frame_index for c in crops], np.int64)))
-    for f, a, fr in per_track:
-        f = [v for v in f if len(v) == face_dim]
-        a = [v for v in a if len(v) == app_dim]
-        faces.append(unit_mean(np.array(f, np.float32).reshape(-1, face_dim)) if face_dim else np.zeros(0, np.float32))
-        apps.append(unit_mean(np.array(a, np.float32).reshape(-1, app_dim)) if app_dim else np.zeros(0, np.float32))
-        frames.append(fr)
+        dims = {len(v) for v in a}
+        a = [v for v in a if len(v) == max(dims)] if dims else []
+        faces.append(unit_mean(np.array(f, np.float32).reshape(-1, FACE_DIM)))
+        apps.append(a)
+    app_dim = max((len(a[0]) for a in apps if a), default=TORSO_DIM)
+    appearance = [unit_mean(np.array([v for v in a if len(v) == app_dim], np.float32).reshape(-1, app_dim)) for a in apps]
     n = len(tracks)
     return TrackFeatures(
         track_ids=np.array([t.id for t in tracks], np.int64),
         shots=np.array([t.shot_index for t in tracks], np.int64),
-        faces=np.array(faces, np.float32).reshape(n, face_dim),
-        appearance=np.array(apps, np.float32).reshape(n, app_dim),
-        frames=frames,
+        faces=np.array(faces, np.float32).reshape(n, FACE_DIM),
+        appearance=np.array(appearance, np.float32).reshape(n, app_dim),
+        frames=[np.array([c.frame_index for c in by_track.get(t.id, [])], np.int64) for t in tracks],
     )
 
 
