@@ -15,7 +15,7 @@ identity: pick a shown character            assign_identity(current + ticked str
 identity: new character                     new_identity(current, gender, also=strip)     2  (N, then M / F)
 identity: unknown person                    unknown_person(current + strip, gender)       2  (U, then M / F / 0)
 identity: leave a strip crop out / put in   (changes the targets of the next call)        1  (click on the strip crop)
-identity: whole track off (baseline)        (targets: the current crop only)              1  (T, once per session)
+identity: whole track off / on              (targets: the current crop only / + strip)    1  (T)
 single-value attribute                      set_label(current, value)                     1  (the value's key)
 expression, one or more expressions         set_label(current, [values])                  n+1 (n toggles, Enter)
 expression, not visible / unsure            set_label(current, "unsure")                  1  (0)
@@ -96,6 +96,7 @@ class IdentityScreen:
     exemplars: list[Exemplar]
     strip: list[TrackCrop]
     ticked: list[bool]
+    whole_track: bool  # the "Label whole track (T)" box: the ticked strip crops are labelled with the current one
 
 
 class IdentityUI(Protocol):
@@ -107,6 +108,7 @@ class IdentityUI(Protocol):
     def new_identity(self, gender: str) -> None: ...
     def unknown_person(self, gender: str) -> None: ...
     def not_visible(self) -> None: ...
+    def set_whole_track(self, on: bool) -> None: ...
 
 
 class ServiceIdentityUI:
@@ -116,8 +118,15 @@ class ServiceIdentityUI:
         self.service, self.tally, self.whole_track = service, tally, whole_track
         self._screen: IdentityScreen | None = None
         if not whole_track:
-            tally.add("identity", 1, "whole_track_off")  # T, once
+            tally.add("identity", 1, "whole_track")  # T, once
         self._advance()
+
+    def set_whole_track(self, on: bool) -> None:
+        if on != self.whole_track:
+            self.tally.add("identity", 1, "whole_track")  # T
+            self.whole_track = on
+            if self._screen is not None:
+                self._screen = replace(self._screen, whole_track=on)
 
     def _advance(self) -> None:
         item = self.service.next_item()
@@ -125,7 +134,7 @@ class ServiceIdentityUI:
             self._screen = None
             return
         exemplars, strip = self.service.identity_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
-        self._screen = IdentityScreen(item, exemplars, strip, [not tc.labelled for tc in strip])
+        self._screen = IdentityScreen(item, exemplars, strip, [not tc.labelled for tc in strip], self.whole_track)
 
     def screen(self) -> IdentityScreen | None:
         return self._screen
@@ -215,19 +224,31 @@ def label_identity(ui: IdentityUI, world: EffortWorld, tally: Tally, *, check_st
     project = world.project
     while (sc := ui.screen()) is not None:
         person = _identity_truth(world, sc.item.id)
-        for i, tc in enumerate(sc.strip if check_strip else ()):
-            same = _identity_truth(world, tc.id) == person
-            wrong = tc.labelled and _shown_as(world, project, tc.identity) != person
-            want = same and (not tc.labelled or wrong)
-            if sc.ticked[i] != want:
+        want = [
+            _identity_truth(world, tc.id) == person
+            and (not tc.labelled or _shown_as(world, project, tc.identity) != person)
+            for tc in sc.strip
+        ]
+        check = check_strip and sc.whole_track
+        flips = [i for i, (w, t) in enumerate(zip(want, sc.ticked, strict=True)) if w != t] if check else []
+        alone = len(flips) > 2 and not any(want)  # cheaper: T off, label this crop alone, T on again
+        if alone:
+            ui.set_whole_track(False)
+        else:
+            for i in flips:
                 ui.toggle_strip(i)
         tally.decisions["identity"] += 1
-        if person == UNSURE:
-            ui.not_visible()
-            continue
-        if person == UNKNOWN:
-            ui.unknown_person(world.truth[sc.item.id]["gender"])
-            continue
+        _decide_identity(ui, world, sc, person)
+        if alone:
+            ui.set_whole_track(True)
+
+
+def _decide_identity(ui: IdentityUI, world: EffortWorld, sc: IdentityScreen, person: str) -> None:
+    if person == UNSURE:
+        ui.not_visible()
+    elif person == UNKNOWN:
+        ui.unknown_person(world.truth[sc.item.id]["gender"])
+    else:
         shown = [world.truth[ex.exemplar_crop_id]["identity"] if ex.exemplar_crop_id else None for ex in sc.exemplars]
         if person in shown:
             ui.pick(shown.index(person))

@@ -8,7 +8,7 @@ character's appearance broken into two tracks inside one shot (an occlusion).
 
 Crops are real 256x128 JPEGs (rendered figures: per-outfit shirt and trouser colours, a face or the
 back of a head); ``crops.embedding`` is the colour histogram the app already ranks exemplars by
-(:func:`portrait_builder.annotation.sample.color_embedding`); ``crops.face_embedding`` is a synthetic
+(:func:`portrait_builder.testing.annotation_sample.color_embedding`); ``crops.face_embedding`` is a synthetic
 128-d unit vector (a per-character centre, a per-track offset and per-crop noise, at distances like
 dlib's: same person about 0.5, different people about 0.9) where the face is visible.
 
@@ -25,9 +25,9 @@ import numpy as np
 from PIL import Image, ImageDraw
 from sqlalchemy import update
 
-from portrait_builder.annotation.sample import CROP_SIZE, color_embedding
 from portrait_builder.store.models import Crop, Track, Video
 from portrait_builder.store.project import Project
+from portrait_builder.testing.annotation_sample import CROP_SIZE, color_embedding
 
 STATIC = ("gender", "age", "physique", "height")
 DYNAMIC = ("body_posture", "arm_posture", "expression")
@@ -36,6 +36,8 @@ UNSURE = "unsure"  # every attribute's "not visible / unsure" value
 FACE_DIM = 128
 FRAME_SIZE = (1280, 720)
 FPS = 24.0
+BOX_W = 240.0  # person box width in the frame: a medium-wide shot
+HEAD = (42, 6, 86, 56)  # the head in crop pixels: 44 px wide, above the clustering's 40 px floor for faces
 
 # Value weights: films show far more standing people with arms down and neutral faces than anything else.
 BODY = {"standing": 8, "walking": 4, "sitting": 4, "running": 1, "bending": 1, "squatting": 1, "lying": 1}
@@ -189,14 +191,15 @@ def _render(shirt, trousers, bg, face: bool, hair, k: int) -> Image.Image:
     img = Image.new("RGB", CROP_SIZE, bg)
     d = ImageDraw.Draw(img)
     dx = (k % 3) - 1
+    head = (HEAD[0] + dx, HEAD[1], HEAD[2] + dx, HEAD[3])
     if face:
-        d.ellipse((48 + dx, 12, 80 + dx, 48), fill=(224, 180, 150))
-        d.ellipse((55 + dx, 24, 59 + dx, 28), fill=(30, 30, 30))
-        d.ellipse((69 + dx, 24, 73 + dx, 28), fill=(30, 30, 30))
-        d.line((58 + dx, 38, 70 + dx, 38), fill=(120, 40, 40), width=2)
+        d.ellipse(head, fill=(224, 180, 150))
+        d.ellipse((52 + dx, 24, 58 + dx, 30), fill=(30, 30, 30))
+        d.ellipse((70 + dx, 24, 76 + dx, 30), fill=(30, 30, 30))
+        d.line((56 + dx, 44, 72 + dx, 44), fill=(120, 40, 40), width=2)
     else:
-        d.ellipse((48 + dx, 12, 80 + dx, 48), fill=hair)  # the back of the head
-    d.rectangle((36 + dx, 50, 92 + dx, 140), fill=shirt)
+        d.ellipse(head, fill=hair)  # the back of the head
+    d.rectangle((36 + dx, 58, 92 + dx, 140), fill=shirt)
     d.rectangle((40 + dx, 140, 62 + dx, 240), fill=trousers)
     d.rectangle((66 + dx, 140, 88 + dx, 240), fill=trousers)
     return img
@@ -287,8 +290,10 @@ def build_world(project: Project, spec: EffortSpec = EffortSpec(), title: str = 
                 dest.parent.mkdir(parents=True, exist_ok=True)
                 img.save(dest, "JPEG", quality=85)
                 x1 = x0 + 2.0 * i
-                box = (x1, 100.0, x1 + 240.0, 580.0)
-                face_box = (x1 + 90.0, 110.0, x1 + 150.0, 180.0) if faces[i] else (None,) * 4
+                box = (x1, 100.0, x1 + BOX_W, 100.0 + 2 * BOX_W)  # 1:2, so the crop is the box scaled
+                scale = BOX_W / CROP_SIZE[0]
+                face_box = ((x1 + HEAD[0] * scale, 100.0 + HEAD[1] * scale, x1 + HEAD[2] * scale,
+                             100.0 + HEAD[3] * scale) if faces[i] else (None,) * 4)  # fmt: skip
                 face_emb = None
                 if faces[i]:
                     vec = _unit(track_centre + nrng.normal(scale=spec.crop_noise, size=FACE_DIM))

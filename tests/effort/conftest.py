@@ -32,8 +32,10 @@ def world_mod(effort):
 
 @pytest.fixture
 def tiny_spec(world_mod):
-    """About 60 crops: 3 characters, 3 shots, tracks of 8-12 crops (change points and face stretches fit)."""
-    return world_mod.EffortSpec(characters=3, shots=3, shots_per_scene=2, shot_crops=(8, 12), seed=3)
+    """About 40 crops: 3 characters, 2 shots, a background person in each, tracks of 8-10 crops (change points
+    and face stretches fit)."""
+    return world_mod.EffortSpec(characters=3, shots=2, shots_per_scene=1, shot_crops=(8, 10),
+                                background_per_shot=(1, 1), seed=3)  # fmt: skip
 
 
 @pytest.fixture
