@@ -18,7 +18,8 @@ from portrait_builder import __version__
 from portrait_builder.errors import UserError
 
 # The order `portrait --help` lists command groups in: the flow of the work. Modules not named here follow.
-HELP_ORDER = ["project", "ingest", "jde", "characters", "annotate", "identities", "dataset", "release", "labels", "baseline", "demo"]
+HELP_ORDER = ["project", "ingest", "jde", "characters", "annotate", "identities", "dataset", "release", "labels", "baseline", "prelabel",
+              "demo"]
 
 
 def command_modules() -> list[str]:
