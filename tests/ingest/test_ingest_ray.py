@@ -28,7 +28,8 @@ from portrait_builder.synth import SynthConfig, render_video
 
 ray = pytest.importorskip("ray")
 
-CONFIG = IngestConfig(crop_every=3, min_height=40, commit_every=8)
+# HOG: deterministic and fast on the synthetic figures; the executor, not the detector, is under test.
+CONFIG = IngestConfig(detector="hog", crop_every=3, min_height=40, commit_every=8)
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +214,7 @@ def test_cli_ray_resumes_partly_committed_video(tmp_path, clips, reference, ray_
         commit_batch(project, prepared.job.video_id, b)
     (project.crop_root / "v00001" / "f00000030_t000099.jpg").write_bytes(b"uncommitted")  # a killed batch's file
     code = main(["ingest", str(project.root), str(clips[0]), str(clips[1]), "--executor", "ray", "--no-progress",
-                 "--crop-every", "3", "--min-height", "40"])
+                 "--detector", "hog", "--crop-every", "3", "--min-height", "40"])
     out = capsys.readouterr().out
     assert code == 0 and out.count(": done: ") == 2
     with project.session() as s:
