@@ -111,7 +111,8 @@ def cmd_ingest(args) -> int:
             print(f"{v}: already ingested (video {report['video_id']}), nothing to do")
             continue
         print(f"{v}: {report['status']}: {report['frames_processed']} frames, {report.get('shots', 1)} shots, "
-              f"{report['tracks']} tracks, {report['crops']} crops, {report['fps_end_to_end']} frames/s")
+              f"{report['tracks']} tracks, {report['crops']} crops, {report['fps_end_to_end']} frames/s"
+              + (f" ({report['realtime_ratio']}x real time)" if report.get("realtime_ratio") else ""))
         if report["status"] != "done":
             bad.append(f"{v}: {report['status']}: {report['error']}")
     if bad:

@@ -796,6 +796,8 @@ def finish_video(project: Project, prepared: PreparedVideo, produced: dict) -> d
                                     "shot_cuts", "shot_detector", "picture_area", "working_size", "track_stride")},
         "seconds": {**{k: round(v, 3) for k, v in produced["seconds"].items()}, "wall": round(wall, 3)},
         "fps_end_to_end": round(produced["frames_processed"] / wall, 2) if wall > 0 else None,
+        # seconds of video ingested per second of wall time (what "1.5x real time" means)
+        "realtime_ratio": round(produced["frames_decoded"] / info.fps / wall, 3) if wall > 0 and info.fps else None,
         "detector": {"name": prepared.detector_name, "fingerprint": prepared.detector_fingerprint},
         "video": {"width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
                   "sar": info.sar},
