@@ -14,6 +14,7 @@ import numpy as np
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
+from portrait_builder.annotation.character_attributes import inherit
 from portrait_builder.annotation.history import HistoryMixin, to_action
 from portrait_builder.annotation.identities import MergeResult, get_identity, merge_labels
 from portrait_builder.annotation.types import GENDER, Action, Exemplar, IdentityInfo, TrackCrop
@@ -55,7 +56,10 @@ class CharactersMixin(HistoryMixin):
         self._check_write([ident_attr, GENDER])
 
         def fn(s: Session, stamp: float) -> list[LabelRecord]:
-            return self._labels(s, ids, identity_values(s, ident_attr, identity_id), stamp, source)
+            records = self._labels(s, ids, identity_values(s, ident_attr, identity_id), stamp, source)
+            # crops joining a character inherit its static attributes (age, physique, height)
+            return records + inherit(s, self.taxonomy, ids, int(identity_id), annotator_id=self.annotator.id,
+                                     stamp=stamp, source=source)
 
         return self._write(fn, source=source)
 

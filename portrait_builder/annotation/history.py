@@ -28,6 +28,11 @@ MAX_STACK = 500
 WriteFn = Callable[[Session, float], list[LabelRecord]]
 
 
+def _provenance(s: Session, label_id: int) -> str | None:
+    row = s.get(Label, label_id)
+    return row.provenance if row is not None else None
+
+
 def to_action(source: str, records: Sequence[LabelRecord]) -> Action:
     return Action(source, tuple(ActionLabel(r.crop_id, r.attribute, r.value, r.id) for r in records))
 
@@ -129,15 +134,22 @@ class HistoryMixin(ServiceBase):
                     log.info("undo skips crop %d %s: changed since", lab.crop_id, lab.attribute)
                     continue
                 previous = s.execute(
-                    select(Label.value)
+                    select(Label.value, Label.provenance)
                     .where(Label.crop_id == lab.crop_id, Label.attribute == lab.attribute, Label.id < lab.label_id)
                     .order_by(Label.id.desc())
                     .limit(1)
-                ).scalar_one_or_none()
+                ).first()
+                # the value comes back with how it came about, so a later character-level change still
+                # moves a value that was not hand-set; undoing an inherited label writes an inherited one
+                # (the identity labeller's login may write no other label of that attribute)
+                undone = _provenance(s, lab.label_id)
+                provenance = previous.provenance if previous is not None and undone != "inherited" else undone
                 out.append(
-                    add_label(s, self.taxonomy, lab.crop_id, lab.attribute, previous,
-                              annotator_id=self.annotator.id, source="undo", created_at=stamp)
+                    add_label(s, self.taxonomy, lab.crop_id, lab.attribute, previous.value if previous else None,
+                              annotator_id=self.annotator.id, source="undo", created_at=stamp,
+                              provenance=provenance)
                 )
+            self._undo_side_effects(s, original)
             return out
 
         undo_action = self._write_history(fn, "undo")
@@ -164,14 +176,28 @@ class HistoryMixin(ServiceBase):
                     continue
                 out.append(
                     add_label(s, self.taxonomy, lab.crop_id, lab.attribute, lab.value,
-                              annotator_id=self.annotator.id, source="redo", created_at=stamp)
+                              annotator_id=self.annotator.id, source="redo", created_at=stamp,
+                              provenance=_provenance(s, lab.label_id))
                 )
+            self._redo_side_effects(s, original)
             return out
 
         redo_action = self._write_history(fn, "redo")
         self._redo.pop()
         self._done.append(redo_action)
+        self._redone(original, redo_action)
         return redo_action
+
+    # What an action changed besides labels (a candidate's confirmation, a character's attribute) is
+    # put back by these hooks inside the undo's (redo's) transaction; see CharacterAttributesMixin.
+    def _undo_side_effects(self, s: Session, original: Action) -> None:
+        pass
+
+    def _redo_side_effects(self, s: Session, original: Action) -> None:
+        pass
+
+    def _redone(self, original: Action, redone: Action) -> None:
+        pass
 
     def _write_history(self, fn: WriteFn, source: str) -> Action:
         stamp = self._stamp()

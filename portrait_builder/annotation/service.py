@@ -12,8 +12,10 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from portrait_builder.annotation.character_attributes import CharacterAttributesMixin
 from portrait_builder.annotation.characters import CharactersMixin
 from portrait_builder.annotation.identities import MergeResult
+from portrait_builder.annotation.proposals import ProposalsMixin
 from portrait_builder.annotation.queue import CLAIM_BATCH, LEASE_SECONDS, QueueMixin
 from portrait_builder.annotation.review import ReviewMixin
 from portrait_builder.annotation.team import resolve_annotator
@@ -22,7 +24,7 @@ from portrait_builder.errors import UserError
 from portrait_builder.store.project import Project
 
 
-class AnnotationService(QueueMixin, CharactersMixin, ReviewMixin):
+class AnnotationService(QueueMixin, ProposalsMixin, CharacterAttributesMixin, CharactersMixin, ReviewMixin):
     """One annotator working on one attribute queue of a project.
 
     ``attribute`` defaults to the annotator's assigned attribute; plain annotators may not choose

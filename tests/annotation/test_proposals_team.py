@@ -1,0 +1,148 @@
+"""Cluster confirms and character attributes on a team store (PostgreSQL, each person their own login,
+row-level security): the identity annotator's login confirms a candidate and its crops inherit the
+character's age; the age annotator's login sets age on the character; neither can change what the
+other's attribute decides, even with plain SQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
+MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
+PEOPLE = [("ann_id", "annotator", "identity"), ("ann_age", "annotator", "age")]
+
+pytestmark = pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
+
+
+def _admin(database=None):
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(PG_URL).set(drivername="postgresql")
+    if database:
+        url = url.set(database=database)
+    return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
+
+
+def _login_url(login, database):
+    from sqlalchemy.engine import make_url
+
+    return make_url(PG_URL).set(username=login, password=None, database=database,
+                                drivername="postgresql").render_as_string(hide_password=False)  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def team(tmp_path_factory):
+    """A store set up as docs/team.md says: a maintainer login owning the database, one login per person."""
+    from portrait_builder.annotation import add_annotator
+    from portrait_builder.store import Project
+    from portrait_builder.store.security import group_role_names
+    from portrait_builder.testing.annotation_sample import populate_sample
+
+    suffix = uuid.uuid4().hex[:8]
+    database, owner = f"pb_h10_{suffix}", f"pb_h10_owner_{suffix}"
+    logins = {name: f"pb_h10_{name}_{suffix}" for name, _, _ in PEOPLE}
+    roles = [*logins.values(), owner, *group_role_names(database).values()]
+    with _admin() as conn:
+        conn.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
+        conn.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
+    try:
+        root = tmp_path_factory.mktemp("team") / "project"
+        project = Project.init(root, db_url=_login_url(owner, database))
+        populate_sample(project, [MOT] if MOT.is_dir() else [], max_tracks=3)
+        for name, role, attribute in PEOPLE:
+            add_annotator(project, name, role, attribute, db_login=logins[name], password=f"pw-{suffix}-{name}")
+        project.close()
+        yield root, database, logins
+    finally:
+        with _admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+            for role in roles:
+                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def test_confirm_and_character_attributes_as_each_login(team, monkeypatch):
+    import psycopg
+
+    from portrait_builder.annotation import AnnotationService
+    from portrait_builder.store import Project
+    from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
+
+    root, database, logins = team
+
+    def open_as(name):
+        monkeypatch.setenv("PORTRAIT_DB_USER", logins[name])
+        return Project.open(root)
+
+    owner = Project.open(root)  # the maintainer login (owner) runs `portrait characters`: it writes the cluster
+    with owner.session() as s:
+        rows = s.execute(select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)).all()
+    tracks: dict[int, list[int]] = {}
+    for t, c in rows:
+        tracks.setdefault(t, []).append(c)
+    t = sorted(tracks)
+
+    def cluster(s):
+        cand = Candidate(video_id=s.scalar(select(Track.video_id).where(Track.id == t[0])))
+        s.add(cand)
+        s.flush()
+        for tr in t[:2]:
+            s.get(Track, tr).candidate_id = cand.id
+        return cand.id
+
+    cand = owner.run_write(cluster)
+    owner.close()
+
+    ident_project = open_as("ann_id")
+    with AnnotationService(ident_project, None) as ident:
+        ident.confirm_proposal(tracks[t[0]][0], gender="female")
+    with ident_project.session() as s:
+        c = s.get(Candidate, cand)
+        hero_id = c.identity_id
+        assert hero_id is not None and c.confirmed_by is not None
+        assert s.scalar(select(CurrentLabel.value).where(CurrentLabel.crop_id == tracks[t[1]][-1],
+                                                         CurrentLabel.attribute == "identity")) == str(hero_id)
+
+    age_project = open_as("ann_age")
+    with AnnotationService(age_project, None) as age:
+        age.set_character_attribute(hero_id, "age", "elderly")
+    with age_project.session() as s:
+        assert s.get(Identity, hero_id).attributes == {"age": "elderly"}
+        assert s.scalar(select(CurrentLabel.value).where(CurrentLabel.crop_id == tracks[t[1]][0],
+                                                         CurrentLabel.attribute == "age")) == "elderly"
+
+    # a crop joining the character later inherits its age, written under the identity login; undo too
+    late = tracks[t[2]][0]
+    with AnnotationService(ident_project, None) as ident:
+        ident.assign_identity(late, hero_id)
+        with ident_project.session() as s:
+            row = s.execute(select(CurrentLabel.value, Label.provenance, Label.annotator_id)
+                            .join(Label, Label.id == CurrentLabel.label_id)
+                            .where(CurrentLabel.crop_id == late, CurrentLabel.attribute == "age")).one()  # fmt: skip
+            assert (row.value, row.provenance, row.annotator_id) == ("elderly", "inherited", ident.annotator.id)
+        ident.undo()
+    with ident_project.session() as s:
+        assert s.scalar(select(CurrentLabel.value).where(CurrentLabel.crop_id == late,
+                                                         CurrentLabel.attribute == "age")) is None
+
+    # plain SQL: the identity login cannot set age on the character, the age login cannot rename it
+    # (the database skips both rows); a clicked age label by the identity login is refused
+    for name, sql in (("ann_id", "UPDATE identities SET attributes = '{\"age\": \"child\"}' WHERE id = %s"),
+                      ("ann_age", "UPDATE identities SET name = 'Mallory' WHERE id = %s")):  # fmt: skip
+        with psycopg.connect(_login_url(logins[name], database), autocommit=True) as conn:
+            assert conn.execute(sql, (hero_id,)).rowcount == 0
+    with psycopg.connect(_login_url(logins["ann_id"], database), autocommit=True) as conn:
+        me = conn.execute("SELECT portrait_me()").fetchone()[0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("INSERT INTO labels (crop_id, attribute, value, annotator_id, source, created_at, provenance)"
+                         " VALUES (%s, 'age', 'child', %s, 'app', 0, 'clicked')", (late, me))
+    with age_project.session() as s:
+        hero = s.get(Identity, hero_id)
+        assert hero.attributes == {"age": "elderly"} and hero.name is None
+    ident_project.close()
+    age_project.close()
