@@ -10,15 +10,20 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QMessageBox
 
+from annotator_gui.character_view import CharacterView
 from annotator_gui.images import ImageCache
 from annotator_gui.views import AttributeView, IdentityView, LabelView
 from portrait_builder.annotation import AnnotationService, Progress
+from portrait_builder.annotation.character_attributes import character_attributes
 
 PROGRESS_MS = 3000
 
 KEYS_HELP = """<b>Keys</b><br>
-Identity: 1-9 pick the exemplar · N new identity · U unknown person · 0 not visible ·
+Identity: Enter (or Space) confirm the proposal for the crop, its strip and the ticked tracks of its
+cluster (click a track to leave it out) · 1-9 pick the exemplar · N new identity · U unknown person · 0 not visible ·
 T whole track on/off · M / F / 0 answer the gender question · Esc cancel<br>
+Age, physique, height: the key shown on each button sets the character's value (the track's without
+a character) · C this crop only<br>
 Attributes: the key shown on each button · expression: toggle keys, then Enter<br>
 Everywhere: Left back · Right skip · Ctrl+Z undo · Ctrl+Shift+Z (or Ctrl+Y) redo"""
 
@@ -36,6 +41,8 @@ class AnnotationWindow(QMainWindow):
         self.view: LabelView
         if attr.kind == "identity":
             self.view = IdentityView(service, self.cache)
+        elif attr.name in character_attributes(service.taxonomy):  # static: once per character
+            self.view = CharacterView(service, self.cache, attr.name)
         else:
             self.view = AttributeView(service, self.cache, attr.name)
         self.setCentralWidget(self.view)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from annotator_gui.images import ImageCache
 from portrait_builder.annotation import AnnotationService, CropItem, Exemplar, TrackCrop
+from portrait_builder.annotation.proposals import Proposal
 from portrait_builder.errors import UserError
 
 LARGE = QSize(192, 384)
@@ -32,6 +33,7 @@ EXEMPLAR = QSize(64, 128)
 STRIP = QSize(40, 80)
 MAX_EXEMPLARS = 48
 STRIP_CROPS = 16
+CLUSTER_TRACKS = 24  # other tracks of the candidate cluster shown as toggles (and labelled by Enter)
 DIMMED_CACHE = 256  # dimmed strip images kept: the strip shifts by one crop per click, so most repeat
 PREFETCH = 12
 LABELLED_OPACITY = 0.35  # strip crops that already have a label: dimmed, with a check mark
@@ -219,7 +221,9 @@ class LabelView(QWidget):
 
 
 class IdentityView(LabelView):
-    """Exemplar grid ordered by similarity, the current crop large, its track strip, new/unknown person."""
+    """The proposal (most likely character and the other tracks of the crop's candidate cluster, Enter
+    confirms them all), the exemplar grid (nearest face first), the current crop large, its track
+    strip, new/unknown person."""
 
     def __init__(self, service: AnnotationService, cache: ImageCache, parent: QWidget | None = None):
         super().__init__(service, cache, parent)
@@ -227,6 +231,7 @@ class IdentityView(LabelView):
         self.gender_values = tax.attribute("gender").values
         self.exemplars: list[Exemplar] = []
         self.strip: list[TrackCrop] = []
+        self.proposal: Proposal | None = None
         self._prompt: str | None = None  # "new" | "unknown" while asking for a gender
 
         self.image = CropImage()
@@ -293,7 +298,35 @@ class IdentityView(LabelView):
         prompt_row.addWidget(cancel)
         self.prompt.hide()
 
+        # The proposal: the likely character, the cluster's other tracks (click one to leave it out),
+        # Enter / Space confirms the crop, its strip and every ticked track at once.
+        self.proposal_image = QLabel()
+        self.proposal_image.setFixedSize(EXEMPLAR)
+        self.proposal_text = QLabel()
+        self.proposal_text.setWordWrap(True)
+        self.confirm_button = _button("Confirm all  [Enter]")
+        self.confirm_button.clicked.connect(self.confirm_proposal)
+        self.cluster_buttons: list[QToolButton] = []
+        cluster_box = QWidget()
+        self.cluster_layout = QHBoxLayout(cluster_box)
+        self.cluster_layout.setContentsMargins(0, 0, 0, 0)
+        self.cluster_layout.addStretch(1)
+        cluster_scroll = QScrollArea()
+        cluster_scroll.setWidget(cluster_box)
+        cluster_scroll.setWidgetResizable(True)
+        cluster_scroll.setFixedHeight(STRIP.height() + 48)
+        cluster_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        proposal_row = QHBoxLayout()
+        proposal_row.addWidget(self.proposal_image)
+        proposal_text = QVBoxLayout()
+        proposal_text.addWidget(self.proposal_text)
+        proposal_text.addWidget(self.confirm_button)
+        proposal_row.addLayout(proposal_text, 1)
+
         right = QVBoxLayout()
+        right.addWidget(QLabel("<b>Proposal</b> (Enter confirms; click a track below to leave it out)"))
+        right.addLayout(proposal_row)
+        right.addWidget(cluster_scroll)
         right.addWidget(QLabel("<b>Characters of this movie</b> (most similar first; keys 1-9)"))
         right.addWidget(grid_scroll, 1)
         right.addLayout(actions)
@@ -311,16 +344,86 @@ class IdentityView(LabelView):
             b.setEnabled(item is not None)
         if item is None:
             self.info.setText("Nothing left in this queue.")
-            self.exemplars, self.strip = [], []
+            self.exemplars, self.strip, self.proposal = [], [], None
         else:
             current = item.labels.get(self.service.identity_attribute)
             self.info.setText(
                 f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
                 + (f"<br>labelled: identity {current}, gender {item.labels.get('gender', '-')}" if current else "")
             )
-            self.exemplars, self.strip = self.service.identity_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
+            ctx = self.service.identity_view_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
+            self.exemplars, self.strip, self.proposal = ctx.exemplars, ctx.strip, ctx.proposal
         self._render_exemplars()
         self._render_strip()
+        self._render_proposal()
+
+    def _render_proposal(self) -> None:
+        p = self.proposal
+        self.confirm_button.setEnabled(p is not None)
+        if p is None:
+            self.proposal_image.clear()
+            self.proposal_text.setText("")
+        elif p.identity_id is None:
+            self.proposal_image.clear()
+            self.proposal_image.setText("new")
+            more = f" and {len(p.tracks)} more track(s) of its cluster" if p.tracks else ""
+            self.proposal_text.setText(f"<b>New character</b> from this track{more}: Enter, then its gender")
+        else:
+            self.proposal_image.setPixmap(self.cache.pixmap(p.image_path, EXEMPLAR) if p.image_path else QPixmap())
+            why = "confirmed for this cluster" if p.kind == "confirmed" else f"nearest face (distance {p.distance:.2f})"
+            more = f" + {len(p.tracks)} track(s), {p.crops_to_label} crops" if p.tracks else ""
+            self.proposal_text.setText(f"<b>{p.name or f'ID {p.identity_id}'}</b> ({p.gender or '?'}) · {why}{more}")
+        tracks = p.tracks[:CLUSTER_TRACKS] if p is not None else ()
+        while len(self.cluster_buttons) < len(tracks):
+            b = QToolButton()
+            b.setCheckable(True)
+            b.setIconSize(STRIP)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setStyleSheet(STRIP_STYLE)
+            _init_properties(b, image="")
+            self.cluster_layout.insertWidget(len(self.cluster_buttons), b)
+            self.cluster_buttons.append(b)
+        for i, b in enumerate(self.cluster_buttons):
+            if i >= len(tracks):
+                b.hide()
+                continue
+            tr = tracks[i]
+            if b.property("image") != str(tr.image_path):
+                b.setIcon(QIcon(self.cache.pixmap(tr.image_path, STRIP)))
+                b.setProperty("image", str(tr.image_path))
+            b.setText(f"{tr.unlabelled} crops")
+            b.setToolTip(f"track {tr.track_id}: {tr.unlabelled} of {tr.crops} crops to label; click to leave it out")
+            b.setChecked(True)
+            if b.isHidden():
+                b.show()
+
+    def cluster_tracks(self) -> list[int]:
+        """The cluster's other tracks still ticked (what a confirm labels along with the crop)."""
+        if self.proposal is None:
+            return []
+        shown = self.proposal.tracks[:CLUSTER_TRACKS]
+        return [tr.track_id for tr, b in zip(shown, self.cluster_buttons, strict=False) if b.isChecked()]
+
+    def confirm_proposal(self) -> None:
+        """Enter: the proposed character on the crop, its strip and the ticked tracks (new: ask the gender first)."""
+        if self.item is None or self.proposal is None:
+            return
+        if self.proposal.identity_id is None:
+            self.ask_gender("new")
+            return
+        self._confirm(self.proposal.identity_id)
+
+    def _confirm(self, identity_id: int | None, gender: str | None = None) -> None:
+        targets = self.targets()
+        done = self.run(self.service.confirm_proposal, targets[0], identity_id, gender=gender, crops=targets[1:],
+                        tracks=self.cluster_tracks())  # fmt: skip
+        if done is not None:
+            self.message.emit(f"confirmed: {len(done.crop_ids)} crop(s)")
+            self.after_label()
+
+    def _in_cluster(self) -> bool:
+        return self.proposal is not None and self.proposal.candidate_id is not None
 
     def _render_exemplars(self) -> None:
         cols = 5
@@ -413,7 +516,9 @@ class IdentityView(LabelView):
         if self.item is None or index >= len(self.exemplars):
             return
         ex = self.exemplars[index]
-        if self.run(self.service.assign_identity, self.targets(), ex.identity_id) is not None:
+        if self._in_cluster():  # the cluster's ticked tracks go with the picked character
+            self._confirm(ex.identity_id)
+        elif self.run(self.service.assign_identity, self.targets(), ex.identity_id) is not None:
             self.after_label()
 
     def ask_gender(self, mode: str) -> None:
@@ -432,6 +537,9 @@ class IdentityView(LabelView):
         mode, targets = self._prompt, self.targets()
         self.cancel_prompt()
         if mode is None or not targets:
+            return
+        if mode == "new" and self._in_cluster():
+            self._confirm(None, gender)
             return
         if mode == "new":
             done = self.run(self.service.new_identity, targets[0], gender, also=targets[1:])
@@ -457,7 +565,9 @@ class IdentityView(LabelView):
                     self.choose_gender(v.name)
                     return True
             return True  # while asking, other keys do nothing
-        if text.isdigit() and text != "0":
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter, Qt.Key.Key_Space):
+            self.confirm_proposal()
+        elif text.isdigit() and text != "0":
             self.pick_exemplar(int(text) - 1)
         elif text == "0":
             self.not_visible()

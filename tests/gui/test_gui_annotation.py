@@ -110,6 +110,7 @@ def test_two_annotators_lease_one_queue(gui_project, open_window, qtbot):
             if w.view.item is not None:
                 assert w.view.image.pixmap() is not None
                 seen.append(w.view.item.id)
+                qtbot.keyClick(w.view, Qt.Key.Key_C)  # this crop only (a key alone labels the whole track)
                 qtbot.keyClick(w.view, key)
     assert not set(seen1) & set(seen2)
     assert sorted(seen1 + seen2) == sorted(ids)
@@ -124,8 +125,9 @@ def test_two_annotators_lease_one_queue(gui_project, open_window, qtbot):
 def test_status_bar_shows_progress(gui_project, open_window, qtbot):
     project, ids = gui_project
     w = open_window(project, "ann_age")
-    qtbot.keyClick(w.view, Qt.Key.Key_1)
-    qtbot.keyClick(w.view, Qt.Key.Key_2)
+    for key in (Qt.Key.Key_1, Qt.Key.Key_2):
+        qtbot.keyClick(w.view, Qt.Key.Key_C)  # this crop only (a key alone labels the whole track)
+        qtbot.keyClick(w.view, key)
     w.refresh_progress()
     qtbot.waitUntil(lambda: f"2 done · {len(ids) - 2} remaining" in w.progress_label.text(), timeout=5000)
     assert "labels/h" in w.progress_label.text()
