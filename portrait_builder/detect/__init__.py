@@ -1,6 +1,7 @@
 """Person detectors behind a registry; all return :class:`Detections`.
 
-``create_detector("hog" | "onnx" | "jde", weights=..., device=..., **options)`` is the single factory.
+``create_detector("film" | "hog" | "onnx" | "jde", weights=..., device=..., **options)`` is the single
+factory; "film" (SSDLite persons + CenterFace faces) is the ingest default.
 """
 
 from portrait_builder.detect.base import Detector

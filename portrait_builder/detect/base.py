@@ -16,7 +16,7 @@ class Detector(Protocol):
     Constructed by :func:`portrait_builder.detect.create_detector` with keyword arguments
     ``weights: str | None``, ``device: str`` ("auto" | "cpu" | "cuda") plus backend-specific options.
 
-    name: registry name ("hog", "onnx", "jde").
+    name: registry name ("film", "hog", "onnx", "jde").
     embedding_dim: D of ``Detections.embeddings``.
     fingerprint: sha256 hex of the weights file, or of the parameters for weight-free backends; stored
         with each video so a store records which model produced its crops.
