@@ -21,6 +21,7 @@ from portrait_builder.characters.appearance import DIM as TORSO_DIM
 from portrait_builder.characters.appearance import torso_descriptor
 from portrait_builder.characters.cluster import ClusterConfig, TrackFeatures, unit_mean
 from portrait_builder.characters.geometry import face_box_in_crop
+from portrait_builder.errors import UserError
 from portrait_builder.store import Annotator, Candidate, Crop, Identity, Project, Track, Video
 
 log = logging.getLogger(__name__)
@@ -251,10 +252,18 @@ def track_face_embedding(project: Project, track_id: int) -> np.ndarray | None:
 
 def video_ids(project: Project, video: str | int | None) -> list[int]:
     """The ids of the movie named by id, title or path (all movies: None); one line listing the movies
-    when none matches."""
-    from portrait_builder.annotation.identities import _video_filter
-
+    when none matches (the same rules as ``portrait identities list --video``)."""
     with project.session() as s:
-        where = _video_filter(s, video)
-        q = select(Video.id).order_by(Video.id)
-        return list(s.scalars(q if where is None else q.where(where)))
+        movies = s.execute(select(Video.id, Video.title, Video.path).order_by(Video.id)).all()
+    if video is None:
+        return [m.id for m in movies]
+    text = str(video).strip()
+    ids = [m.id for m in movies if m.title == text or m.path == text or (text.isdigit() and m.id == int(text))]
+    if len(ids) > 1:
+        raise UserError(f"{len(ids)} movies match {text!r} (ids {', '.join(map(str, ids))}); give the movie id")
+    if not ids:
+        if not movies:
+            raise UserError(f"no movie {text!r}: the project has no movies yet")
+        listed = ", ".join(f"{m.id} {m.title!r}" for m in movies[:10]) + (", ..." if len(movies) > 10 else "")
+        raise UserError(f"no movie {text!r} (by id, title or path); movies: {listed}")
+    return ids
