@@ -1,6 +1,6 @@
 """Labelling effort: crops labelled per key press or click, a simulated annotator on a synthetic film.
 
-A synthetic film project with ground truth (benchmarks/effort_world.py: characters across shots,
+A synthetic film project with ground truth (portrait_builder/testing/effort.py: characters across shots,
 outfit changes, static attributes per character, posture and expression changing inside tracks,
 faces turned away, background people) is labelled through the real
 :class:`portrait_builder.annotation.AnnotationService`, one annotator per attribute as the app
@@ -54,12 +54,12 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from effort_world import DYNAMIC, STATIC, UNKNOWN, UNSURE, EffortSpec, EffortWorld, build_world
 from scipy.optimize import linear_sum_assignment
 from sqlalchemy import select
 
 from portrait_builder.annotation import AnnotationService, CropItem, Exemplar, TrackCrop, add_annotator
 from portrait_builder.store import Crop, Identity, Project, current_labels
+from portrait_builder.testing.effort import DYNAMIC, STATIC, UNKNOWN, UNSURE, EffortSpec, EffortWorld, build_world
 
 log = logging.getLogger("annotation_effort")
 
@@ -67,6 +67,7 @@ ATTRIBUTES = ("identity", *STATIC, *DYNAMIC)
 GENDER_SET_WITH_IDENTITY = "gender"
 MAX_EXEMPLARS = 48  # what the identity view asks for (annotator_gui.views.MAX_EXEMPLARS)
 STRIP_CROPS = 16  # the track strip's length (annotator_gui.views.STRIP_CROPS)
+CLUSTER_TRACKS = 24  # cluster tracks the proposal shows as toggles (annotator_gui.views.CLUSTER_TRACKS)
 HOTKEY_EXEMPLARS = 9  # keys 1-9 pick the first nine exemplars; the rest need a click
 # The baseline costs one service call per crop and attribute (about 30 ms each on a busy 2-core box):
 # it labels its own smaller film of the same generator; its crops per click does not depend on size.
@@ -97,6 +98,12 @@ class IdentityScreen:
     strip: list[TrackCrop]
     ticked: list[bool]
     whole_track: bool  # the "Label whole track (T)" box: the ticked strip crops are labelled with the current one
+    proposal: object | None = None  # the view's Proposal (most likely character, the cluster's other tracks)
+    cluster_ticked: list[bool] = field(default_factory=list)  # the shown cluster tracks still ticked
+
+    @property
+    def cluster(self) -> list:
+        return list(self.proposal.tracks[: len(self.cluster_ticked)]) if self.proposal is not None else []
 
 
 class IdentityUI(Protocol):
@@ -109,13 +116,20 @@ class IdentityUI(Protocol):
     def unknown_person(self, gender: str) -> None: ...
     def not_visible(self) -> None: ...
     def set_whole_track(self, on: bool) -> None: ...
+    def toggle_cluster(self, index: int) -> None: ...
+    def confirm(self) -> None: ...
 
 
 class ServiceIdentityUI:
-    """The identity view at service level: the same reads and writes as IdentityView, clicks counted by the model."""
+    """The identity view at service level: the same reads and writes as IdentityView, clicks counted by the model.
 
-    def __init__(self, service: AnnotationService, tally: Tally, *, whole_track: bool = True):
-        self.service, self.tally, self.whole_track = service, tally, whole_track
+    ``proposals``: the view with the proposal (the crop's candidate cluster and its likely character; Enter
+    confirms, a digit or N confirms another character for the cluster); without it, the view before
+    proposals (exemplars and the track strip only).
+    """
+
+    def __init__(self, service: AnnotationService, tally: Tally, *, whole_track: bool = True, proposals: bool = False):
+        self.service, self.tally, self.whole_track, self.proposals = service, tally, whole_track, proposals
         self._screen: IdentityScreen | None = None
         if not whole_track:
             tally.add("identity", 1, "whole_track")  # T, once
@@ -133,8 +147,15 @@ class ServiceIdentityUI:
         if item is None:
             self._screen = None
             return
-        exemplars, strip = self.service.identity_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
-        self._screen = IdentityScreen(item, exemplars, strip, [not tc.labelled for tc in strip], self.whole_track)
+        proposal = None
+        if self.proposals:
+            ctx = self.service.identity_view_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
+            exemplars, strip, proposal = ctx.exemplars, ctx.strip, ctx.proposal
+        else:
+            exemplars, strip = self.service.identity_context(item.id, exemplars=MAX_EXEMPLARS, strip=STRIP_CROPS)
+        cluster = [True] * min(len(proposal.tracks), CLUSTER_TRACKS) if proposal is not None else []
+        self._screen = IdentityScreen(item, exemplars, strip, [not tc.labelled for tc in strip], self.whole_track,
+                                      proposal, cluster)  # fmt: skip
 
     def screen(self) -> IdentityScreen | None:
         return self._screen
@@ -150,13 +171,38 @@ class ServiceIdentityUI:
         self.tally.add("identity", 1, "strip_toggle")
         self._screen.ticked[index] = not self._screen.ticked[index]
 
+    def toggle_cluster(self, index: int) -> None:
+        self.tally.add("identity", 1, "cluster_toggle")
+        self._screen.cluster_ticked[index] = not self._screen.cluster_ticked[index]
+
+    def _in_cluster(self) -> bool:
+        return self._screen.proposal is not None and self._screen.proposal.candidate_id is not None
+
+    def _confirm(self, identity_id: int | None, gender: str | None = None) -> None:
+        sc, targets = self._screen, self._targets()
+        tracks = [t.track_id for t, on in zip(sc.cluster, sc.cluster_ticked, strict=True) if on]
+        self.service.confirm_proposal(targets[0], identity_id, gender=gender, crops=targets[1:], tracks=tracks)
+        self._advance()
+
+    def confirm(self) -> None:
+        """Enter: the proposed character (a new one: then its gender key, see new_identity)."""
+        self.tally.add("identity", 1, "confirm")
+        self._confirm(self._screen.proposal.identity_id)
+
     def pick(self, index: int) -> None:
         self.tally.add("identity", 1)
-        self.service.assign_identity(self._targets(), self._screen.exemplars[index].identity_id)
+        identity_id = self._screen.exemplars[index].identity_id
+        if self._in_cluster():  # the view confirms the picked character for the cluster's ticked tracks too
+            self._confirm(identity_id)
+            return
+        self.service.assign_identity(self._targets(), identity_id)
         self._advance()
 
     def new_identity(self, gender: str) -> None:
         self.tally.add("identity", 2)
+        if self._in_cluster():
+            self._confirm(None, gender)
+            return
         targets = self._targets()
         self.service.new_identity(targets[0], gender, also=targets[1:])
         self._advance()
@@ -191,6 +237,24 @@ class ServiceAttributeUI:
     def choose(self, value) -> None:
         self.tally.add(self.attribute.name, value_keys(self.attribute.multilabel, value))
         self.service.set_label([self._item.id], self.attribute.name, value)
+        self._item = self.service.next_item()
+
+
+class ServiceCharacterUI:
+    """The age / physique / height view (annotator_gui/character_view.py) at service level: one value key
+    sets the value on the crop's character (inherited by all its crops), or on its track without one."""
+
+    def __init__(self, service: AnnotationService, tally: Tally):
+        self.service, self.tally = service, tally
+        self.attribute = service.attribute
+        self._item = service.next_item()
+
+    def current(self) -> CropItem | None:
+        return self._item
+
+    def choose(self, value) -> None:
+        self.tally.add(self.attribute, 1)
+        self.service.label_character_or_track(self._item.id, value, self.attribute)
         self._item = self.service.next_item()
 
 
@@ -237,6 +301,10 @@ def label_identity(ui: IdentityUI, world: EffortWorld, tally: Tally, *, check_st
         else:
             for i in flips:
                 ui.toggle_strip(i)
+        # the cluster's other tracks, each seen through its representative crop: leave out other people's
+        for i, (track, on) in enumerate(zip(sc.cluster, sc.cluster_ticked, strict=True)):
+            if on != (_identity_truth(world, track.crop_id) == person) and person not in (UNKNOWN, UNSURE):
+                ui.toggle_cluster(i)
         tally.decisions["identity"] += 1
         _decide_identity(ui, world, sc, person)
         if alone:
@@ -250,7 +318,10 @@ def _decide_identity(ui: IdentityUI, world: EffortWorld, sc: IdentityScreen, per
         ui.unknown_person(world.truth[sc.item.id]["gender"])
     else:
         shown = [world.truth[ex.exemplar_crop_id]["identity"] if ex.exemplar_crop_id else None for ex in sc.exemplars]
-        if person in shown:
+        proposed = sc.proposal.exemplar_crop_id if sc.proposal is not None else None
+        if proposed is not None and world.truth[proposed]["identity"] == person:
+            ui.confirm()
+        elif person in shown:
             ui.pick(shown.index(person))
         else:
             ui.new_identity(world.truth[sc.item.id]["gender"])
@@ -400,8 +471,8 @@ def film_truth(project: Project, movie: Path) -> FilmTruth:
     return FilmTruth(project, video_id, truth, {c.id: c.track_id for c in crops})
 
 
-def run_film(root: Path, movie: Path = FILM) -> dict | None:
-    """Ingest the clip with the defaults, then label identity (whole track) and, on a copy, per crop (baseline)."""
+def run_film(root: Path, movie: Path = FILM, features: tuple[str, ...] = ()) -> dict | None:
+    """Ingest the clip with the defaults, then label identity (with ``features``) and, on a copy, per crop (baseline)."""
     from portrait_builder.cli import main as portrait
 
     if not (movie / "gt.txt").is_file():
@@ -419,8 +490,13 @@ def run_film(root: Path, movie: Path = FILM) -> dict | None:
         add_annotator(project, "sim_identity", "annotator", "identity")
         film = film_truth(project, movie)
         tally = Tally()
+        proposals = whole and "proposals" in features
+        if proposals:
+            from portrait_builder.characters import update_characters
+
+            update_characters(project, progress=False)  # dlib faces of the crops, then the candidate characters
         with AnnotationService(project, "sim_identity") as service:
-            label_identity(ServiceIdentityUI(service, tally, whole_track=whole), film, tally)
+            label_identity(ServiceIdentityUI(service, tally, whole_track=whole, proposals=proposals), film, tally)
         acc, per = accuracy(film)
         n = len(film.truth)
         out[name] = {"crops": n, "tracks": len(set(film.crop_track.values())), "clicks": tally.clicks["identity"],
@@ -438,17 +514,52 @@ def make_annotators(project: Project) -> None:
             add_annotator(project, f"sim_{attr}", "annotator", attr)
 
 
-def run_current(world: EffortWorld) -> dict:
-    """Today's app, at its best: whole-track identity labelling, attribute views one crop per key."""
+# What the app offers beyond the paper's views, in the order the issue lists them; each is used when the
+# annotation service has it. ``--before`` runs the app as it was before them (whole-track identity only).
+FEATURES = ("proposals", "character_attributes")
+
+
+def available_features() -> tuple[str, ...]:
+    have = {
+        "proposals": hasattr(AnnotationService, "confirm_proposal"),
+        "character_attributes": hasattr(AnnotationService, "label_character_or_track"),
+    }
+    return tuple(f for f in FEATURES if have[f])
+
+
+def cluster_characters(world: EffortWorld) -> dict:
+    """Candidate characters for the movie (what `portrait characters` does; no clicks), scored by BCubed."""
+    from portrait_builder.characters import bcubed, list_candidates, update_characters
+
+    t0 = time.perf_counter()
+    update_characters(world.project, progress=False)
+    cluster_of = {t: c.id for c in list_candidates(world.project) for t in c.track_ids}
+    tids = [t for t in sorted(world.tracks) if world.tracks[t].crop_ids]
+    p, r, f1 = bcubed([cluster_of.get(t, -t) for t in tids], [world.tracks[t].person for t in tids])
+    return {"bcubed_precision": round(p, 4), "bcubed_recall": round(r, 4), "bcubed_f1": round(f1, 4),
+            "candidates": len(set(cluster_of.values())), "seconds": round(time.perf_counter() - t0, 1)}  # fmt: skip
+
+
+def run_current(world: EffortWorld, features: tuple[str, ...] | None = None) -> dict:
+    """The app with ``features`` (default: every one the service has); identity first, then the rest."""
+    features = available_features() if features is None else tuple(features)
     t0 = time.perf_counter()
     tally = Tally()
     project = world.project
+    clusters = cluster_characters(world) if "proposals" in features else None
     with AnnotationService(project, "sim_identity") as service:
-        label_identity(ServiceIdentityUI(service, tally), world, tally)
+        label_identity(ServiceIdentityUI(service, tally, proposals="proposals" in features), world, tally)
     for attr in ATTRIBUTES[2:]:
         with AnnotationService(project, f"sim_{attr}") as service:
-            label_attribute(ServiceAttributeUI(service, tally), world, attr, tally)
-    return summarise(world, tally, time.perf_counter() - t0)
+            if attr in STATIC and "character_attributes" in features:
+                ui = ServiceCharacterUI(service, tally)
+            else:
+                ui = ServiceAttributeUI(service, tally)
+            label_attribute(ui, world, attr, tally)
+    out = summarise(world, tally, time.perf_counter() - t0)
+    out["features"] = list(features)
+    out["characters"] = clusters
+    return out
 
 
 def run_baseline(world: EffortWorld) -> dict:
@@ -479,6 +590,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--characters", type=int, default=EffortSpec.characters)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--no-film", action="store_true", help="skip the development clip")
+    ap.add_argument("--before", action="store_true", help="the app before this issue's features (whole-track identity)")
+    ap.add_argument("--features", help=f"comma-separated subset of {','.join(FEATURES)} (default: all the service has)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     ap.add_argument("--keep", type=Path, help="build the projects here and keep them")
     args = ap.parse_args(argv)
@@ -489,12 +602,21 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         world = new_world(root / "current", spec)
         build_s = time.perf_counter() - t0
-        current = run_current(world)
+        if args.before:
+            features: tuple[str, ...] = ()
+        elif args.features is not None:
+            features = tuple(f for f in args.features.split(",") if f)
+            unknown = sorted(set(features) - set(available_features()))
+            if unknown:
+                ap.error(f"features not available: {', '.join(unknown)}; available: {', '.join(available_features())}")
+        else:
+            features = available_features()
+        current = run_current(world, features)
         base_world = new_world(root / "baseline", replace(spec, shots=min(args.baseline_shots, spec.shots)))
         baseline = run_baseline(base_world)
         world.project.close()
         base_world.project.close()
-        film = None if args.no_film else run_film(root)
+        film = None if args.no_film else run_film(root, features=features)
     finally:
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
@@ -530,6 +652,10 @@ def print_report(out: dict) -> None:
         note = "with identity" if attr == GENDER_SET_WITH_IDENTITY else ""
         print(f"{attr:<14}{c if c is not None else '-':>8}{cpc if cpc is not None else note:>13}"
               f"{bpc if bpc is not None else '':>10}{cur['accuracy_per_attribute'][attr]:>10.4f}")
+    print(f"features: {', '.join(cur['features']) or 'none (before)'}"
+          + (f"; candidate characters: {cur['characters']['candidates']}, BCubed F1 {cur['characters']['bcubed_f1']} "
+             f"(P {cur['characters']['bcubed_precision']}, R {cur['characters']['bcubed_recall']})"
+             if cur.get("characters") else ""))
     print(f"overall: {cur['overall_crops_per_click']} crop-labels per click (baseline "
           f"{base['overall_crops_per_click']}: x{out['speedup_vs_baseline']}), accuracy {cur['accuracy']:.4f} "
           f"(baseline {base['accuracy']:.4f}); {cur['seconds']} s + {base['seconds']} s simulated")

@@ -1,4 +1,4 @@
-"""The labelling-effort benchmark's pieces (benchmarks/effort_world.py, benchmarks/annotation_effort.py) on
+"""The labelling-effort benchmark's pieces (portrait_builder/testing/effort.py, benchmarks/annotation_effort.py) on
 small synthetic films built into real SQLite projects."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"
 
 @pytest.fixture(scope="session")
 def effort():
-    """The benchmark module (it imports effort_world from its own folder)."""
+    """The benchmark module benchmarks/annotation_effort.py (the simulated annotator and its count model)."""
     sys.path.insert(0, str(BENCHMARKS))
     try:
         yield importlib.import_module("annotation_effort")
@@ -26,8 +26,9 @@ def effort():
 
 
 @pytest.fixture(scope="session")
-def world_mod(effort):
-    return importlib.import_module("effort_world")
+def world_mod():
+    """The synthetic film generator (portrait_builder.testing.effort)."""
+    return importlib.import_module("portrait_builder.testing.effort")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The simulated annotator labels a small film through the real annotation service: everything right,
 and the count model charges for every decision and every correction.
 
-Reference: the film's ground truth (benchmarks/effort_world.py), compared with what the store holds.
+Reference: the film's ground truth (portrait_builder/testing/effort.py), compared with what the store holds.
 """
 
 from __future__ import annotations

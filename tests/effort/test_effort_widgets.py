@@ -3,7 +3,7 @@ films, once at service level (clicks counted by the benchmark's model) and once 
 mouse clicks to the real IdentityView with qtbot (clicks counted as they are sent). Both must cost the same
 number of clicks and leave the same labels in the store.
 
-Reference: the film's ground truth (benchmarks/effort_world.py) and each store's own current labels.
+Reference: the film's ground truth (portrait_builder/testing/effort.py) and each store's own current labels.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""A synthetic film with ground truth for the labelling-effort benchmark, built straight into a real project store.
+"""A synthetic film with ground truth for the labelling-effort benchmark (benchmarks/annotation_effort.py)
+and its tests, built straight into a real project store.
 
 What films have (DESIGN.md section 7): a few characters seen in many shots, in other clothes after a
 scene change; static attributes (gender, age, physique, height) per character; body posture, arm
