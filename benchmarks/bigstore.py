@@ -41,7 +41,6 @@ from PIL import Image
 from sqlalchemy import insert, select
 from tqdm import tqdm
 
-from portrait_builder.annotation.sample import color_embedding, mot_tracks, rendered_tracks
 from portrait_builder.dedup.phash import to_signed
 from portrait_builder.store import Project
 from portrait_builder.store.models import (
@@ -54,6 +53,7 @@ from portrait_builder.store.models import (
     Track,
     Video,
 )
+from portrait_builder.testing.annotation_sample import color_embedding, mot_tracks, rendered_tracks
 
 MOT = Path(__file__).resolve().parents[2] / "shared" / "data" / "mot" / "MOT17-mini" / "train"
 BATCH = 50_000

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from portrait_builder.evaluate import reid_metrics, reid_metrics_from_features
-from portrait_builder.evaluate.reference import market1501_reference
+from portrait_builder.testing.reid_reference import market1501_reference
 
 reference_eval = partial(market1501_reference, sort_kind="quicksort")  # as torchreid sorts
 KEYS = ("rank1", "rank5", "rank10", "mAP")

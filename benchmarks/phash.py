@@ -29,7 +29,7 @@ SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 def make_store_crops(out: Path, n: int, seed: int = 0) -> list[Path]:
     from PIL import Image
 
-    from portrait_builder.stats.sample import _base_images
+    from portrait_builder.testing.stats_sample import _base_images
 
     rng = np.random.default_rng(seed)
     bases = _base_images(min(n, 400), rng, SHARED if SHARED.is_dir() else None)

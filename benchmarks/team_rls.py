@@ -31,9 +31,9 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from portrait_builder.annotation import AnnotationService, add_annotator
-from portrait_builder.annotation.sample import populate_sample
 from portrait_builder.store import Project
 from portrait_builder.store.security import group_role_names
+from portrait_builder.testing.annotation_sample import populate_sample
 
 BLOCK = 20
 

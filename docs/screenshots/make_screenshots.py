@@ -37,8 +37,8 @@ def ensure_display() -> subprocess.Popen | None:
 
 def build(root: Path):
     from portrait_builder.annotation import AnnotationService, add_annotator
-    from portrait_builder.annotation.sample import populate_sample
     from portrait_builder.store import Project
+    from portrait_builder.testing.annotation_sample import populate_sample
 
     project = Project.init(root)
     crop_ids = populate_sample(project, [MOT / "MOT17-04-FRCNN", MOT / "MOT17-02-FRCNN", MOT / "MOT17-09-FRCNN"], max_tracks=9)

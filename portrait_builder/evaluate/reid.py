@@ -1,7 +1,8 @@
 """Re-identification metrics (CMC rank-k and mAP) with pHash-group exclusion, macro or micro.
 
-Equal to the standard Market-1501 protocol (``reference.market1501_reference``: a stable sort of
-each distance row, so distance ties are broken by gallery order) without sorting any gallery row.
+Equal to the standard Market-1501 protocol (``market1501_reference`` in
+``portrait_builder.testing.reid_reference``: a stable sort of each distance row, so distance ties are
+broken by gallery order) without sorting any gallery row.
 The rank of a query's k-th true match is k plus the kept non-matching items before it; those counts
 come from one histogram pass per row: each distance falls into one of ``K`` equal-width buckets
 spanning the query's true matches, a bucket without a true match tells its items' place exactly,

@@ -1,4 +1,4 @@
-"""Sample projects for the annotation app's tests, screenshots and benchmark (no ingest needed).
+"""Sample projects for the annotation app's tests, screenshots and benchmarks (no ingest needed).
 
 Crops are real 256x128 JPEGs: cut from MOT17 frames by their ground-truth boxes when a MOT
 sequence folder is given (one track per ground-truth person), else rendered figures (distinct

@@ -18,7 +18,7 @@ def mot_dirs() -> list[Path]:
 def annotated(project):
     """(project, crop ids) with annotators ann_id (identity), ann_age, ann_age2 (age), ann_expr (expression), rev, boss."""
     from portrait_builder.annotation import add_annotator
-    from portrait_builder.annotation.sample import populate_sample
+    from portrait_builder.testing.annotation_sample import populate_sample
 
     crop_ids = populate_sample(project, mot_dirs(), max_tracks=5)
     add_annotator(project, "ann_id", "annotator", "identity")

@@ -13,9 +13,9 @@ import pytest
 from PIL import Image
 
 from portrait_builder.annotation import add_annotator, list_identities
-from portrait_builder.annotation.sample import CROP_SIZE, SampleTrack, add_video
 from portrait_builder.cli import main
 from portrait_builder.store import current_labels
+from portrait_builder.testing.annotation_sample import CROP_SIZE, SampleTrack, add_video
 
 # what the other tool called each ground-truth person (gt id 3 under two names: split at frame 125)
 NAMES = {1: "Young man", 2: "Man with glasses", 3: "Blonde woman", 4: "Woman"}

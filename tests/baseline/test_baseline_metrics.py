@@ -12,7 +12,7 @@ import torch
 from sklearn.metrics import f1_score
 
 from portrait_builder.evaluate import macro_f1, piq, reid_metrics, reid_metrics_from_features
-from portrait_builder.evaluate.reference import market1501_reference
+from portrait_builder.testing.reid_reference import market1501_reference
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

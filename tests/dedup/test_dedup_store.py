@@ -13,8 +13,8 @@ from sqlalchemy import select
 from portrait_builder.cli import main
 from portrait_builder.dedup import GROUPS_SETTING, group_project, hash_project, to_unsigned
 from portrait_builder.dedup import store as dedup_store
-from portrait_builder.stats.sample import SampleSpec, build_sample_project
 from portrait_builder.store import Crop, Setting
+from portrait_builder.testing.stats_sample import SampleSpec, build_sample_project
 
 
 def _stored(project):

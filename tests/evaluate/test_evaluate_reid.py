@@ -11,7 +11,7 @@ import torch
 from sklearn.metrics import average_precision_score
 
 from portrait_builder.evaluate import query_ranks, reid, reid_metrics, reid_metrics_from_features
-from portrait_builder.evaluate.reference import market1501_reference
+from portrait_builder.testing.reid_reference import market1501_reference
 
 KEYS = ("rank1", "rank5", "rank10", "mAP")
 

@@ -17,8 +17,8 @@ MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-m
 def gui_project(tmp_path):
     """A SQLite project with MOT17 person crops (rendered ones without ../shared/data) and annotators."""
     from portrait_builder.annotation import add_annotator
-    from portrait_builder.annotation.sample import populate_sample
     from portrait_builder.store import Project
+    from portrait_builder.testing.annotation_sample import populate_sample
 
     project = Project.init(tmp_path / "proj")
     ids = populate_sample(project, [MOT / "MOT17-02-FRCNN", MOT / "MOT17-05-FRCNN"], max_tracks=5)

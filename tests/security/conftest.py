@@ -93,9 +93,9 @@ def team(tmp_path_factory) -> Iterator[Team]:
     if not PG_URL:
         pytest.skip("PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
     from portrait_builder.annotation import add_annotator
-    from portrait_builder.annotation.sample import populate_sample
     from portrait_builder.store import Project
     from portrait_builder.store.security import group_role_names
+    from portrait_builder.testing.annotation_sample import populate_sample
 
     suffix = uuid.uuid4().hex[:8]
     database, owner = f"pb_sec_{suffix}", f"pb_sec_owner_{suffix}"

@@ -61,7 +61,7 @@ def test_sqlite_project_is_owner_only(tmp_path):
 
 def test_crop_root_from_the_environment(tmp_path, monkeypatch):
     from portrait_builder.annotation import AnnotationService, add_annotator
-    from portrait_builder.annotation.sample import populate_sample
+    from portrait_builder.testing.annotation_sample import populate_sample
 
     project = Project.init(tmp_path / "p")
     populate_sample(project, [], max_tracks=1, rendered_videos=1)

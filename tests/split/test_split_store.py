@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from portrait_builder.cli import main
 from portrait_builder.dedup import group_project, hash_project
 from portrait_builder.split import SplitConfig, read_split, split_project, split_setting_key
-from portrait_builder.stats.sample import SampleSpec, build_sample_project
 from portrait_builder.store import Setting, SplitAssignment, add_label
+from portrait_builder.testing.stats_sample import SampleSpec, build_sample_project
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 

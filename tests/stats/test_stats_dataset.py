@@ -14,8 +14,8 @@ from portrait_builder.cli import main
 from portrait_builder.dedup import group_project, hash_project
 from portrait_builder.split import SplitConfig, split_project
 from portrait_builder.stats import dataset_stats, format_table, lts, project_frame
-from portrait_builder.stats.sample import SampleSpec, build_sample_project
 from portrait_builder.store import add_label, current_labels
+from portrait_builder.testing.stats_sample import SampleSpec, build_sample_project
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
