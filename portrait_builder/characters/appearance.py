@@ -3,9 +3,10 @@
 The crop is cut around the person's box centre, so its central band holds the clothes and the least
 background; hue and saturation (no brightness) keep the same clothes close under another shot's light.
 Square roots of the normalised counts (Hellinger) make the cosine distance a Bhattacharyya-like one.
-Measured on the ingested synthetic films (backgrounds change per shot): same person across shots at
-most 0.24 cosine distance, different people at least 0.40; the detector's whole-box HSV stripes
-overlap there (same person up to 0.32, different people from 0.16), since they carry the background.
+Measured on two ingested synthetic films (backgrounds change per shot): one person across shots at
+most 0.24 cosine distance, different people at least 0.40 (a third film has two people in look-alike
+tops, 0.18 apart); the detector's whole-box HSV stripes overlap on the same two films (one person up
+to 0.32, different people from 0.16), since they carry the background.
 """
 
 from __future__ import annotations
