@@ -279,7 +279,7 @@ class VideoReader:
             proc.kill()
         try:
             proc.stdout.close()
-        except Exception:
+        except OSError:  # the pipe of a killed ffmpeg may already be broken; the wait below reaps it
             pass
         proc.wait()
         if self._stderr_thread is not None:
