@@ -103,7 +103,7 @@ class CharacterView(LabelView):
     def press(self, name: str) -> None:
         if self.item is None:
             return
-        if self.crop_only.isChecked():
+        if self.crop_only.isChecked() or self.service.second_opinion:  # a second opinion is per crop
             done = self.run(self.service.set_label, [self.item.id], self.attribute.name, name)
         else:
             done = self.run(self.service.label_character_or_track, self.item.id, name, self.attribute.name)

@@ -139,7 +139,10 @@ class CharactersMixin(HistoryMixin):
             records, n_moved, n_gender = merge_labels(s, self.taxonomy, keep_id, other_id,
                                                       annotator_id=self.annotator.id, stamp=stamp)  # fmt: skip
             moved[:] = [(n_moved, n_gender)]
-            return records
+            # the merged crops join KEEP: they inherit its static attributes (hand-set labels stay)
+            crops = list(dict.fromkeys(r.crop_id for r in records))
+            return records + inherit(s, self.taxonomy, crops, int(keep_id), annotator_id=self.annotator.id,
+                                     stamp=stamp)
 
         # not self._write: that also returns this queue's leases on the written crops, and the merged
         # crops were labelled already (in no identity queue); another queue's leases must stay

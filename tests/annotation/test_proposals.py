@@ -226,9 +226,15 @@ def test_character_attribute_inherited_overridden_by_hand_and_by_later_crops(ann
     for c in tracks[t[1]]:
         assert labels(project, c)["age"] == ("middle_aged", "inherited")
     # ... also through a whole-cluster confirm
-    make_cluster(project, t[2:4])
-    ident.confirm_proposal(tracks[t[2]][0], hero.id)
-    for c in tracks[t[2]][:1] + tracks[t[3]]:
+    make_cluster(project, [t[2]])
+    ident.confirm_proposal(tracks[t[2]][0], hero.id, crops=tracks[t[2]][1:])
+    for c in tracks[t[2]]:
+        assert labels(project, c)["age"] == ("middle_aged", "inherited")
+    # ... and through a merge of another character into it
+    other = ident.new_identity(tracks[t[3]][0], "male", also=tracks[t[3]][1:])
+    assert "age" not in labels(project, tracks[t[3]][0])
+    ident.merge_identities(hero.id, other.id)
+    for c in tracks[t[3]]:
         assert labels(project, c)["age"] == ("middle_aged", "inherited")
 
     # undo of the character-level change: labels and the character's value come back
