@@ -21,13 +21,18 @@ def _frame(rows: list) -> pd.DataFrame:
     return df.astype({"frame": int, "id": int})
 
 
-def track_video(path: str | Path, detector, *, tracker_config=None, shot_cuts: bool = True, max_frames: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tracked, untracked) DataFrames with columns frame, id, x, y, w, h, conf, ignore."""
-    from portrait_builder.track import JDETracker, ShotCutDetector
+def track_video(path: str | Path, detector, *, tracker_config=None, shot_cuts: bool = True, max_frames: int | None = None,
+                shot_detector: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tracked, untracked) DataFrames with columns frame, id, x, y, w, h, conf, ignore.
+
+    Every frame is detected at source size; the tracker resets at the cuts the ingest's shot detector
+    (``shot_detector``, None: the default) finds on the whole file, as in ingest.
+    """
+    from portrait_builder.track import DEFAULT_SHOT_DETECTOR, JDETracker, detect_shot_cuts
 
     reader = VideoReader(path)
     tracker = JDETracker(tracker_config, frame_rate=reader.info.fps)
-    shots = ShotCutDetector() if shot_cuts else None
+    cuts = set(detect_shot_cuts(path, shot_detector or DEFAULT_SHOT_DETECTOR)) if shot_cuts else set()
     tracked, raw = [], []
     next_raw = 1
     with reader:
@@ -35,7 +40,7 @@ def track_video(path: str | Path, detector, *, tracker_config=None, shot_cuts: b
             if max_frames is not None and f.index >= max_frames:
                 break
             dets = detector.detect([f.image])[0]
-            if shots is not None and shots.is_cut(f.image):
+            if f.index in cuts:
                 tracker.reset()
             out = tracker.update(dets)
             for b, s in zip(dets.xyxy, dets.scores, strict=True):
