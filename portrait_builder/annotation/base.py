@@ -10,7 +10,6 @@ import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,9 +17,6 @@ from portrait_builder.annotation.types import GENDER, REVIEW_ROLES, Action, Anno
 from portrait_builder.errors import UserError
 from portrait_builder.store.project import Project
 from portrait_builder.taxonomy import Taxonomy
-
-if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
 
 CALLER_SOURCES = ("app", "synthetic")  # what set_label & co. accept; review/undo/redo are set here
 
@@ -45,7 +41,6 @@ class ServiceBase:
     _characters: dict[int, tuple[float, list, dict[int, np.ndarray | None]]]
     _done: list[Action]
     _redo: list[tuple[Action, Action]]  # (original action, the undo that reverted it)
-    _keepalive: Connection | None
 
     # -- rights --------------------------------------------------------------------------------
     @property

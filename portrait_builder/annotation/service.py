@@ -3,7 +3,8 @@
 :class:`AnnotationService` is the one entry point the app, the command line and the demo use. Its parts
 live beside it, one job each: :mod:`.queue` (leases and the work queue), :mod:`.history` (label writes,
 undo and redo), :mod:`.characters` (identity labels, exemplars, the track strip), :mod:`.review`
-(corrections and agreement); annotators are in :mod:`.annotators`, the plain data out in :mod:`.types`.
+(corrections and agreement), :mod:`.tracks` (dynamic attributes along tracks, change points),
+:mod:`.predictions` (accepting pre-labels); annotators are in :mod:`.annotators`, the plain data out in :mod:`.types`.
 Everything it returns is a plain frozen dataclass; sessions and ORM rows never leave the package.
 """
 
@@ -15,16 +16,19 @@ from collections.abc import Iterable
 from portrait_builder.annotation.character_attributes import CharacterAttributesMixin
 from portrait_builder.annotation.characters import CharactersMixin
 from portrait_builder.annotation.identities import MergeResult
+from portrait_builder.annotation.predictions import PredictionsMixin
 from portrait_builder.annotation.proposals import ProposalsMixin
 from portrait_builder.annotation.queue import CLAIM_BATCH, LEASE_SECONDS, QueueMixin
 from portrait_builder.annotation.review import ReviewMixin
 from portrait_builder.annotation.team import resolve_annotator
+from portrait_builder.annotation.tracks import TracksMixin
 from portrait_builder.annotation.types import REVIEW_ROLES, Action, AnnotationPermissionError
 from portrait_builder.errors import UserError
 from portrait_builder.store.project import Project
 
 
-class AnnotationService(QueueMixin, ProposalsMixin, CharacterAttributesMixin, CharactersMixin, ReviewMixin):
+class AnnotationService(QueueMixin, TracksMixin, PredictionsMixin, ProposalsMixin, CharacterAttributesMixin,
+                        CharactersMixin, ReviewMixin):
     """One annotator working on one attribute queue of a project.
 
     ``attribute`` defaults to the annotator's assigned attribute; plain annotators may not choose
@@ -74,12 +78,6 @@ class AnnotationService(QueueMixin, ProposalsMixin, CharacterAttributesMixin, Ch
         self._characters = {}
         self._done = []
         self._redo = []
-        self._keepalive = None
-        if project.is_sqlite:
-            # The store opens a fresh SQLite connection per session (NullPool). When the last
-            # connection to a WAL database closes, SQLite checkpoints and deletes the WAL, which
-            # costs milliseconds on every click; one idle connection held open avoids that.
-            self._keepalive = project.engine.connect()
         self._rebuild_stacks()
 
     def set_label(self, crop_ids: int | Iterable[int], attribute: str, value, *, source: str = "app") -> Action:
@@ -97,15 +95,12 @@ class AnnotationService(QueueMixin, ProposalsMixin, CharacterAttributesMixin, Ch
         return self._write(lambda s, stamp: self._labels(s, ids, {attribute: value}, stamp, source), source=source)
 
     def close(self, *, release_leases: bool = True) -> None:
-        """Release the leases and the idle connection; the service is unusable afterwards.
+        """Release the leases (the app calls it on close).
 
         ``release_leases=False`` keeps the leases (a one-off command acting as an annotator whose app
-        may be open on the same queue)."""
+        may be open on the same queue). The store's connection pool stays open for the project."""
         if release_leases:
             self.release()
-        if self._keepalive is not None:
-            self._keepalive.close()
-            self._keepalive = None
 
     def __enter__(self) -> AnnotationService:
         return self
