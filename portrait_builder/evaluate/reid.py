@@ -439,7 +439,7 @@ def query_ranks(
                 aps.append(ap.cpu())
                 firsts.append(first.cpu())
                 valids.append(valid.cpu())
-            del d
+            del d, tasks  # the slices are views of the block: free it before the next product
             if bar is not None:
                 bar.update(stop - start)
     finally:
