@@ -182,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         drive(ident, click_id, 5)
         results["identity view (exemplar click)"] = drive(ident, click_id, max(args.clicks * 2 // 3, 1))
         confirm_crops = []
+        read_ms = {}
 
         def confirm_all(view):  # Enter: the crop and every unlabelled crop of the cluster's ticked tracks
             if view.proposal.identity_id is None:
@@ -192,6 +193,24 @@ def main(argv: list[str] | None = None) -> int:
 
         ident.view.whole_track.setChecked(True)  # as the app starts: the strip's crops go with the key
         results["cluster confirm (Enter, whole cluster)"] = drive(ident, confirm_all, max(args.clicks // 15, 3))
+        # the proposal's own cost, in this process: the identity view's read with it and without it
+        with project.session() as s:
+            from sqlalchemy import select
+
+            from portrait_builder.store.models import Crop
+
+            sample = list(s.scalars(select(Crop.id).where(Crop.id % 97 == 0).limit(200)))
+        svc = ident.service
+        reads = {"exemplars + strip (before)": lambda c: svc.identity_context(c, exemplars=48, strip=16),
+                 "exemplars by face + strip + proposal": lambda c: svc.identity_view_context(c, exemplars=48, strip=16)}
+        for name, fn in reads.items():
+            fn(sample[0])
+            times = []
+            for c in sample:
+                t0 = time.thread_time()
+                fn(c)
+                times.append(time.thread_time() - t0)
+            read_ms[name] = np.percentile(np.asarray(times) * 1000.0, [50, 95])
         original = ident.service.next_item
         ident.service.next_item = lambda: naive_next_item(ident.service)
         results["identity view, naive next-item"] = drive(ident, click_id, args.naive_clicks, naive=True)
@@ -214,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
         naive = next(v for k, v in results.items() if k.startswith(view) and "naive" in k)[:, 0]
         print(f"{view}: naive p95 / ours p95 = {np.percentile(naive, 95) / np.percentile(ours, 95):.1f}x "
               f"(target: ours p95 <= 50 ms: {'met' if np.percentile(ours, 95) <= 50 else 'NOT met'})")
+    if read_ms:
+        (b50, b95), (p50, p95) = read_ms.values()
+        print(f"identity view read, CPU ms p50/p95 over 200 crops: before {b50:.1f}/{b95:.1f}, with the proposal "
+              f"{p50:.1f}/{p95:.1f} (ratio p95 {p95 / b95:.2f}x)")
     if confirm_crops:
         per = results["cluster confirm (Enter, whole cluster)"][:, 0]
         print(f"cluster confirm: {np.mean(confirm_crops):.0f} crops per Enter on average, "
