@@ -115,6 +115,20 @@ class ReviewRow:
     annotator: str | None
     label_id: int
     image_path: Path
+    provenance: str | None = None  # how the label came about (clicked, accepted, propagated, ...)
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One label of a crop's history, as review shows it (oldest first)."""
+
+    label_id: int
+    attribute: str
+    value: str | list[str] | None
+    annotator: str | None
+    source: str
+    provenance: str | None
+    created_at: float
 
 
 @dataclass(frozen=True)
