@@ -27,6 +27,8 @@ STORE_ADAPTERS = {
     "portrait_builder.release.labels_io",
     "portrait_builder.release.jde_export",
     "portrait_builder.ingest",  # commits of crop batches, doctor
+    "portrait_builder.characters.store",  # face embeddings and candidate clusters in and out of the store
+    "portrait_builder.testing",  # builds sample projects for tests and benchmarks; never imported by a stage
 }
 STORE_FREE = ("portrait_builder.detect", "portrait_builder.track", "portrait_builder.video", "portrait_builder.evaluate")
 

@@ -12,7 +12,7 @@ import ast
 import configparser
 import re
 import sys
-from importlib.metadata import packages_distributions
+from importlib.metadata import distributions, packages_distributions
 from pathlib import Path
 
 import pytest
@@ -82,10 +82,26 @@ def test_the_scan_sees_the_imports_we_know_of():
     assert {"torch", "opencv-python-headless", "pyside6", "pytest"} <= declared_requirements()
 
 
+def providing_distributions() -> dict[str, list[str]]:
+    """Top-level module -> distributions, from each distribution's file list. Python 3.11's
+    ``packages_distributions`` infers names from ``.py`` files only, so it misses a package whose
+    files are all compiled (``dlib-bin`` installs ``dlib`` that way)."""
+    out: dict[str, list[str]] = {k: list(v) for k, v in packages_distributions().items()}
+    for dist in distributions():
+        name = dist.metadata["Name"]
+        for f in dist.files or ():
+            top = f.parts[0] if len(f.parts) > 1 else f.name.split(".")[0]
+            if top.endswith((".dist-info", ".data")) or top in ("..", "__pycache__"):
+                continue
+            if name not in out.setdefault(top, []):
+                out[top].append(name)
+    return out
+
+
 def test_every_imported_package_is_declared():
     declared = declared_requirements()
     local = local_modules()
-    dists = packages_distributions()
+    dists = providing_distributions()
     missing = []
     for module, where in sorted(imported_top_level().items()):
         if module in sys.stdlib_module_names or module in local or module in OPTIONAL:
