@@ -274,6 +274,10 @@ def confirm(
         if stray:
             raise UserError(f"tracks {', '.join(map(str, stray))} are not in the cluster of crop {crop_id}")
     others = [int(c) for c in dict.fromkeys(crops) if int(c) != int(crop_id)]
+    if others:
+        strays = sorted(set(others) - set(s.scalars(select(Crop.id).where(Crop.id.in_(others), Crop.track_id == track_id))))
+        if strays:
+            raise UserError(f"crops {', '.join(map(str, strays[:5]))} are not in the track of crop {crop_id}")
     others += [c for c in unlabelled_track_crops(s, identity_attribute, tracks) if c not in set(others)]
     values: dict[str, str] = {identity_attribute: str(identity.id)}
     if identity.gender is not None and gender_attribute in taxonomy.names:

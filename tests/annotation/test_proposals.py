@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from portrait_builder.annotation import AnnotationPermissionError, AnnotationService
 from portrait_builder.annotation.proposals import FACE_MATCH_DISTANCE
+from portrait_builder.errors import UserError
 from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
 
 
@@ -146,8 +147,10 @@ def test_click_leaves_a_track_out_and_it_is_proposed_later(annotated):
     assert labels(project, tracks[t[0]][1]) == {}  # no strip crops given: the rest of its own track stays
     left_out = svc.proposal(tracks[t[2]][0])
     assert left_out.kind == "confirmed" and left_out.identity_id == hero.id
-    with pytest.raises(Exception, match="not in the cluster"):
+    with pytest.raises(UserError, match="not in the cluster"):
         svc.confirm_proposal(crop, hero.id, tracks=[t[3]])
+    with pytest.raises(UserError, match="not in the track"):
+        svc.confirm_proposal(crop, hero.id, crops=tracks[t[3]][:1])
     svc.close()
     # confirming needs the right to label identities
     age = AnnotationService(project, "ann_age")
@@ -248,7 +251,7 @@ def test_character_attribute_inherited_overridden_by_hand_and_by_later_crops(ann
         age.set_character_attribute(hero.id, "physique", "thin")
     with pytest.raises(AnnotationPermissionError):
         ident.set_character_attribute(hero.id, "age", "child")
-    with pytest.raises(Exception, match="not set per character"):
+    with pytest.raises(UserError, match="not set per character"):
         age.set_character_attribute(hero.id, "expression", "neutral")
     ident.close()
     age.close()
