@@ -258,6 +258,98 @@ class ServiceCharacterUI:
         self._item = self.service.next_item()
 
 
+class ServiceTrackUI:
+    """The posture / expression view with the track strip and change points, at service level.
+
+    A value key labels the crop shown and the rest of its track up to the next change point
+    (``label_track``); a key marks a change point at the crop shown (``toggle_change_point``); one key sends
+    the track's crops without a visible face to "unsure" (``label_faceless``). Showing another crop of the
+    track: a click on it in the strip, or on the strip crop before it and one key per crop stepping on.
+    """
+
+    def __init__(self, service: AnnotationService, tally: Tally):
+        self.service, self.tally = service, tally
+        self.attribute = service.taxonomy.attribute(service.attribute)
+        self._item = service.next_item()
+
+    def current(self) -> CropItem | None:
+        return self._item
+
+    def context(self):
+        return self.service.track_context(self._item.id)
+
+    def frames(self, track_id: int) -> list[tuple[int, int]]:
+        """(crop id, frame) of the track in frame order: what stepping through it visits."""
+        with self.service.project.session() as s:
+            return [(r[0], r[1]) for r in s.execute(select(Crop.id, Crop.frame_index).where(Crop.track_id == track_id)
+                                                    .order_by(Crop.frame_index))]  # fmt: skip
+
+    def show_cost(self, crop_id: int, order: list[int]) -> int:
+        """Clicks to show a crop of the current track: 1 if the strip shows it, else the strip crop before it + steps."""
+        shown = {c.id for c in self.context().strip}
+        if crop_id in shown:
+            return 1
+        i = order.index(crop_id)
+        before = [order.index(c) for c in shown if c in order and order.index(c) < i]
+        return 1 + (i - max(before)) if before else 1 + i
+
+    def mark_change(self, crop_id: int, show: int) -> None:
+        self.tally.add(self.attribute.name, show + 1, "change_point")
+        self.service.toggle_change_point(crop_id)
+
+    def back(self) -> None:
+        self.tally.add(self.attribute.name, 1, "navigate")  # a click on the crop shown before in the strip
+
+    def label(self, value) -> None:
+        self.tally.add(self.attribute.name, value_keys(self.attribute.multilabel, value))
+        self.service.label_track(self._item.id, value)
+        self._item = self.service.next_item()
+
+    def faceless(self, crop_id: int | None = None) -> None:
+        """The "not visible" key on the crop shown (``crop_id`` None), or back to the track just finished
+        (Left) and the key there."""
+        self.tally.add(self.attribute.name, 1 if crop_id is None else 2, "faceless")
+        self.service.label_faceless(self._item.id if crop_id is None else crop_id)
+        if crop_id is None:
+            self._item = self.service.next_item()
+
+
+def label_dynamic(ui: ServiceTrackUI, world: EffortWorld, attribute: str, tally: Tally) -> None:
+    """Work a posture / expression queue track by track: at the first unlabelled crop, mark the change points
+    still missing in the rest of the track, then one value key per segment (the queue shows each segment's
+    first crop in turn); expression: the faces turned away go to "unsure" with one key per track at the end."""
+    expression = world.project.taxonomy.attribute(attribute).multilabel
+    while (item := ui.current()) is not None:
+        ctx = ui.context()
+        order_frames = ui.frames(ctx.track_id)
+        order = [c for c, _ in order_frames]
+        frame = dict(order_frames)
+        tally.decisions[attribute] += 1
+        if expression and not world.face_visible[item.id]:
+            ui.faceless()  # the crop shown turned away: its track's faceless crops to unsure, this one clicked
+        else:
+            rest = order[order.index(item.id):]
+            counted = [c for c in rest if not expression or world.face_visible[c]]  # turned away: fixed at the end
+            wanted = [b for a, b in zip(counted, counted[1:], strict=False)
+                      if world.truth[a][attribute] != world.truth[b][attribute]]  # fmt: skip
+            points = set(ctx.change_points)
+            missing = [c for c in wanted if frame[c] not in points]
+            for c in missing:
+                ui.mark_change(c, ui.show_cost(c, order))
+                points.add(frame[c])
+            if missing:
+                ui.back()
+            ui.label(world.truth[item.id][attribute])
+        nxt = ui.current()
+        if expression and (nxt is None or nxt.track_id != ctx.track_id):
+            hidden = [c for c in order if not world.face_visible[c]]
+            with world.project.session() as s:
+                labels = current_labels(s, hidden)
+            if any(labels.get(c, {}).get(attribute) != UNSURE for c in hidden):
+                tally.decisions[attribute] += 1
+                ui.faceless(hidden[0])
+
+
 def value_keys(multilabel: bool, value) -> int:
     """Keys for one value in an attribute view: its key; for expressions each toggle plus Enter, 0 alone."""
     if not multilabel:
@@ -516,13 +608,14 @@ def make_annotators(project: Project) -> None:
 
 # What the app offers beyond the paper's views, in the order the issue lists them; each is used when the
 # annotation service has it. ``--before`` runs the app as it was before them (whole-track identity only).
-FEATURES = ("proposals", "character_attributes")
+FEATURES = ("proposals", "character_attributes", "change_points")
 
 
 def available_features() -> tuple[str, ...]:
     have = {
         "proposals": hasattr(AnnotationService, "confirm_proposal"),
         "character_attributes": hasattr(AnnotationService, "label_character_or_track"),
+        "change_points": hasattr(AnnotationService, "label_track") and hasattr(AnnotationService, "toggle_change_point"),
     }
     return tuple(f for f in FEATURES if have[f])
 
@@ -552,10 +645,11 @@ def run_current(world: EffortWorld, features: tuple[str, ...] | None = None) -> 
     for attr in ATTRIBUTES[2:]:
         with AnnotationService(project, f"sim_{attr}") as service:
             if attr in STATIC and "character_attributes" in features:
-                ui = ServiceCharacterUI(service, tally)
+                label_attribute(ServiceCharacterUI(service, tally), world, attr, tally)
+            elif attr in DYNAMIC and "change_points" in features:
+                label_dynamic(ServiceTrackUI(service, tally), world, attr, tally)
             else:
-                ui = ServiceAttributeUI(service, tally)
-            label_attribute(ui, world, attr, tally)
+                label_attribute(ServiceAttributeUI(service, tally), world, attr, tally)
     out = summarise(world, tally, time.perf_counter() - t0)
     out["features"] = list(features)
     out["characters"] = clusters
