@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import yaml
 
+from portrait_builder.common import config_from_mapping
 from portrait_builder.errors import UserError
 
 #: ``track_stride: 0`` processes about this many frames per second of video ...
@@ -93,11 +94,7 @@ class IngestConfig:
 
     @classmethod
     def from_mapping(cls, values: dict) -> IngestConfig:
-        valid = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise UserError(f"ingest config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        return cls(**values)
+        return config_from_mapping(cls, values, "ingest config")
 
 
 def load_ingest_yaml(path: str | Path | None = None) -> dict:

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from portrait_builder.boxes import xyah_to_xyxy, xyxy_to_xyah
+from portrait_builder.common import config_from_mapping
 from portrait_builder.detect.types import Detections
 from portrait_builder.errors import UserError
 from portrait_builder.track import matching
@@ -94,11 +95,7 @@ class TrackerConfig:
     @classmethod
     def from_dict(cls, values: dict) -> TrackerConfig:
         """Build from a (YAML) mapping; unknown keys are an error that lists the valid ones."""
-        valid = set(cls.__dataclass_fields__)
-        unknown = sorted(set(values) - valid)
-        if unknown:
-            raise UserError(f"tracker config: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
-        return cls(**values)
+        return config_from_mapping(cls, values, "tracker config")
 
 
 class TrackState(enum.Enum):

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from portrait_builder.common import config_from_mapping
 from portrait_builder.errors import UserError
 
 ARCHITECTURES = ("single_task", "shared", "fss")
@@ -81,16 +82,12 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise UserError(f"config: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
         kwargs = dict(data)
         if "input_size" in kwargs:
             kwargs["input_size"] = tuple(int(v) for v in kwargs["input_size"])
         if "milestones" in kwargs:
             kwargs["milestones"] = tuple(int(v) for v in kwargs["milestones"] or ())
-        return cls(**kwargs)
+        return config_from_mapping(cls, kwargs, "config")
 
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
