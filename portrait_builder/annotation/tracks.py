@@ -114,7 +114,8 @@ def track_rows(s: Session, track_id: int, attribute: str) -> list:
     """The track's crops in frame order with their current value of ``attribute`` and its provenance."""
     cl_on = and_(CurrentLabel.crop_id == Crop.id, CurrentLabel.attribute == attribute)
     return s.execute(
-        select(Crop.id, Crop.frame_index, Crop.path, Crop.face_visible, CurrentLabel.value, Label.provenance)
+        select(Crop.id, Crop.frame_index, Crop.path, Crop.face_visible, CurrentLabel.value, Label.provenance,
+               CurrentLabel.annotator_id)
         .outerjoin(CurrentLabel, cl_on)
         .outerjoin(Label, Label.id == CurrentLabel.label_id)
         .where(Crop.track_id == track_id)
@@ -201,7 +202,8 @@ def label_segment(
 ) -> list[LabelRecord]:
     """Label the crop (``provenance``: ``clicked``, or ``accepted`` for a prediction) and, with
     ``along_track``, the rest of its segment (``propagated``): crops from its frame up to the next change
-    point, leaving alone other crops a person labelled and crops that already hold the value."""
+    point, leaving alone other crops a person labelled and crops to which this annotator already gave the
+    value (another annotator's equal label is written again: it is this annotator's answer too, for agreement)."""
     text = taxonomy.encode(attribute, value)
     crop = _crop(s, crop_id)
     targets: list = []
@@ -209,7 +211,7 @@ def label_segment(
         rows = track_rows(s, crop.track_id, attribute)
         frames = change_point_frames(s, crop.track_id, attribute)
         targets = [r for r in _segment_targets(rows, crop.id, crop.frame_index, frames)
-                   if r.id != crop.id and r.value != text]  # fmt: skip
+                   if r.id != crop.id and not (r.value == text and r.annotator_id == annotator_id)]  # fmt: skip
     held = preload(s, [crop.id, *(r.id for r in targets)])  # add_label's per-row checks then hit the identity map
     records = [add_label(s, taxonomy, crop.id, attribute, text, annotator_id=annotator_id, source=source,
                          created_at=stamp, provenance=provenance)]  # fmt: skip
