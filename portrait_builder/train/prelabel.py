@@ -98,6 +98,8 @@ def _tasks(tasks: Sequence[Task], taxonomy: Taxonomy, requested: Sequence[str] |
         if not usable:
             raise UserError("the checkpoint predicts no attribute of this project's taxonomy")
         return list(usable.values())
+    if not requested:
+        raise UserError(f"no attribute named; the checkpoint can predict: {', '.join(usable)}")
     out = []
     for name in requested:
         if taxonomy.by_name.get(name) is not None and taxonomy.attribute(name).kind == "identity":

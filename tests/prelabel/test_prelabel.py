@@ -147,6 +147,7 @@ def test_prelabel_cli_and_its_one_line_errors(project, built, tiny_checkpoint, c
     ckpt = ["--checkpoint", str(tiny_checkpoint)]
     one_line(["prelabel", root, *ckpt, "--attributes", "mood"], "valid: gender, age, physique")
     one_line(["prelabel", root, *ckpt, "--attributes", "identity"], "identity is not predicted")
+    one_line(["prelabel", root, *ckpt, "--attributes", " , "], "no attribute named")
     one_line(["prelabel", root, "--checkpoint", str(project.root / "nope.pt")], "checkpoint not found")
     one_line(["prelabel", root, *ckpt, "--batch-size", "0"], "--batch-size must be >= 1")
     if not torch.cuda.is_available():
