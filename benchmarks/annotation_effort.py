@@ -460,6 +460,7 @@ def summarise(world: EffortWorld, tally: Tally, seconds: float) -> dict:
         "clicks": clicks,
         "total_clicks": total_clicks,
         "decisions": dict(tally.decisions),
+        "actions": {f"{a}/{k}": v for (a, k), v in sorted(tally.actions.items())},
         "crops_per_click": {a: round(n / c, 3) if c else None for a, c in clicks.items()},
         "overall_crops_per_click": round(n * len(ATTRIBUTES) / max(1, total_clicks), 3),
         "accuracy": round(acc, 5),

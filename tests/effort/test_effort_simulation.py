@@ -6,10 +6,11 @@ Reference: the film's ground truth (portrait_builder/testing/effort.py), compare
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from portrait_builder.annotation import AnnotationService
-from portrait_builder.store import Crop, CurrentLabel
+from portrait_builder.store import ChangePoint, Crop, CurrentLabel
 
 
 def test_small_run_labels_everything_right(make_world, tiny_spec, effort):
@@ -23,10 +24,20 @@ def test_small_run_labels_everything_right(make_world, tiny_spec, effort):
     assert len(stored) == n * len(effort.ATTRIBUTES)  # every crop, every attribute, from the store itself
     for attr, clicks in result["clicks"].items():
         assert clicks >= result["decisions"][attr] >= 1, attr
-    # one decision per track at the very least for identity: a track of one person is never free
+    # one decision per person at the very least for identity: a person is never free
     assert result["clicks"]["identity"] >= len({t.person for t in world.tracks.values()})
+    if "change_points" in result["features"]:
+        # every change of posture inside a track was marked where the truth changes, and each mark was paid for
+        with world.project.session() as s:
+            marked = s.execute(select(ChangePoint.track_id, ChangePoint.attribute, ChangePoint.frame_index)).all()
+            frame = dict(s.execute(select(Crop.id, Crop.frame_index)).all())
+        for attr in ("body_posture", "arm_posture"):
+            truth = {(t.track_id, frame[t.crop_ids[p]]) for t in world.tracks.values() for p in t.change_points[attr]}
+            assert {(m.track_id, m.frame_index) for m in marked if m.attribute == attr} == truth
+            assert result["actions"][f"{attr}/change_point"] == len(truth)
 
 
+@pytest.mark.slow  # one service call per crop and attribute
 def test_baseline_costs_one_decision_per_crop_and_attribute(make_world, tiny_spec, effort):
     world = make_world(tiny_spec)
     result = effort.run_baseline(world)

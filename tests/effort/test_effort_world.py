@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from portrait_builder.store import Crop, Track
@@ -88,6 +89,7 @@ def test_same_build_twice_gives_the_same_film(make_world, tiny_spec):
     assert paths_a == paths_b
 
 
+@pytest.mark.slow  # a 400-crop film and the real clustering
 def test_film_structure_and_the_real_clustering(make_world, world_mod):
     """What films have: characters across shots in other clothes, broken tracks, background people, faces
     turned away; the real track clustering (portrait_builder.characters) finds the characters from it."""
