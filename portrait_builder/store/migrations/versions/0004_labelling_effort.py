@@ -99,6 +99,7 @@ def _upgrade_postgresql(bind) -> None:
     - labels: crops an identity labeller assigns to a character inherit its static attributes; those
       labels (provenance ``inherited``, and their undo) are written under the identity labeller's
       own annotator row.
+    - change_points: see :func:`_change_point_rights`.
     """
     from portrait_builder.store.security import grant_writer_columns, group_roles
 
@@ -137,6 +138,27 @@ def _upgrade_postgresql(bind) -> None:
         FOR EACH ROW EXECUTE FUNCTION {s}.portrait_check_character_update()""")
     bind.exec_driver_sql(f"""CREATE POLICY portrait_insert_inherited ON {s}.labels FOR INSERT TO {writers}
         WITH CHECK (annotator_id = {me} AND provenance = 'inherited' AND {may}({ident}))""")
+    _change_point_rights(bind, s, writers, q(roles["maintainer"]), me, may)
+
+
+def _change_point_rights(bind, s: str, writers: str, mnt: str, me: str, may: str) -> None:
+    """change_points: a writer marks a change point of an attribute they may label, as themselves, and
+    removes (or undoes) only their own; everyone reads them, maintainers do anything (as revision 0003
+    does for labels and leases)."""
+    bind.exec_driver_sql(f"GRANT INSERT (track_id, attribute, frame_index, annotator_id, created_at), DELETE "
+                         f"ON {s}.change_points TO {writers}")
+    seq = bind.execute(sa.text("SELECT pg_get_serial_sequence(:t, 'id')"),
+                       {"t": f"{s}.change_points"}).scalar()  # fmt: skip
+    if seq:
+        bind.exec_driver_sql(f"GRANT USAGE ON SEQUENCE {seq} TO {writers}")
+    bind.exec_driver_sql(f"ALTER TABLE {s}.change_points ENABLE ROW LEVEL SECURITY")
+    bind.exec_driver_sql(f"CREATE POLICY portrait_read ON {s}.change_points FOR SELECT TO {writers} USING (true)")
+    bind.exec_driver_sql(f"CREATE POLICY portrait_maintain ON {s}.change_points FOR ALL TO {mnt} "
+                         "USING (true) WITH CHECK (true)")
+    bind.exec_driver_sql(f"""CREATE POLICY portrait_mark_own ON {s}.change_points FOR INSERT TO {writers}
+        WITH CHECK (annotator_id = {me} AND {may}(attribute))""")
+    bind.exec_driver_sql(f"""CREATE POLICY portrait_unmark_own ON {s}.change_points FOR DELETE TO {writers}
+        USING (annotator_id = {me} AND {may}(attribute))""")
 
 
 def downgrade() -> None:
