@@ -159,24 +159,46 @@ def unclustered_track_count(project: Project, video_id: int) -> int:
 
 def replace_candidates(project: Project, video_id: int, groups: list[list[int]]) -> list[int]:
     """Replace the movie's unconfirmed candidates by one candidate per group of track ids (one
-    transaction). Tracks of confirmed candidates are never moved. Returns the new candidate ids."""
+    transaction). Tracks of confirmed candidates are never moved. Returns the candidate ids, one per
+    non-empty group.
+
+    A group keeps the id of the old unconfirmed candidate it shares most tracks with (each old id goes
+    to one group at most), so a recompute that changes little keeps the ids the app may be showing;
+    old candidates no group took are deleted.
+    """
 
     def tx(s: Session) -> list[int]:
         confirmed = set(s.scalars(select(Track.id).join(Candidate, Candidate.id == Track.candidate_id)
                                   .where(Track.video_id == video_id, Candidate.identity_id.is_not(None))))  # fmt: skip
-        old = select(Candidate.id).where(Candidate.video_id == video_id, Candidate.identity_id.is_(None))
-        s.execute(update(Track).where(Track.candidate_id.in_(old)).values(candidate_id=None))
-        s.execute(delete(Candidate).where(Candidate.video_id == video_id, Candidate.identity_id.is_(None)))
+        old_ids = list(s.scalars(select(Candidate.id).where(Candidate.video_id == video_id,
+                                                            Candidate.identity_id.is_(None))))  # fmt: skip
+        old_tracks: dict[int, set[int]] = defaultdict(set)
+        if old_ids:
+            for tid, cid in s.execute(select(Track.id, Track.candidate_id).where(Track.candidate_id.in_(old_ids))):
+                old_tracks[cid].add(tid)
+            s.execute(update(Track).where(Track.candidate_id.in_(old_ids)).values(candidate_id=None))
+        members = [[int(t) for t in g if int(t) not in confirmed] for g in groups]
+        members = [m for m in members if m]
+        # Greedy by overlap: the largest shared track sets keep their ids first.
+        pairs = sorted(((len(old_tracks[c] & set(m)), -c, k) for k, m in enumerate(members) for c in old_tracks
+                        if old_tracks[c] & set(m)), reverse=True)  # fmt: skip
+        reuse: dict[int, int] = {}
+        for _, neg_c, k in pairs:
+            if k not in reuse and -neg_c not in reuse.values():
+                reuse[k] = -neg_c
+        stale = set(old_ids) - set(reuse.values())
+        if stale:
+            s.execute(delete(Candidate).where(Candidate.id.in_(stale)))
         ids = []
-        for group in groups:
-            members = [int(t) for t in group if int(t) not in confirmed]
-            if not members:
-                continue
-            cand = Candidate(video_id=video_id)
-            s.add(cand)
-            s.flush()
-            s.execute(update(Track).where(Track.id.in_(members), Track.video_id == video_id).values(candidate_id=cand.id))
-            ids.append(cand.id)
+        for k, m in enumerate(members):
+            cid = reuse.get(k)
+            if cid is None:
+                cand = Candidate(video_id=video_id)
+                s.add(cand)
+                s.flush()
+                cid = cand.id
+            s.execute(update(Track).where(Track.id.in_(m), Track.video_id == video_id).values(candidate_id=cid))
+            ids.append(cid)
         return ids
 
     return project.run_write(tx)
