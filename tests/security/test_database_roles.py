@@ -187,12 +187,13 @@ def test_downgrade_removes_roles_and_upgrade_restores_them(tmp_path, pg):
                                     "AND column_name IN ('db_login', 'disabled_at')").fetchone()[0]
             return roles, rls, policies, cols
 
-        # 17 policies of revision 0003, 2 of 0004 (a character's static attributes, inherited labels)
-        assert state() == (3, 5, 19, 2)
+        # 17 policies of revision 0003, 6 of 0004 (a character's static attributes, inherited labels, and
+        # change points: read, maintain, mark own, unmark own)
+        assert state() == (3, 5, 23, 2)
         migrate.downgrade(project.engine, "0002")
         assert state() == (0, 0, 0, 0)
         migrate.upgrade(project.engine)
-        assert state() == (3, 5, 19, 2)
+        assert state() == (3, 5, 23, 2)
         project.close()
     finally:
         pg.drop_database_and_roles(database, groups)
