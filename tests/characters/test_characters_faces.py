@@ -90,7 +90,8 @@ def _store_faces(project, film_faces) -> list[int]:
         s.flush()
         ids = []
         for index, (_, frame, box, face) in film_faces.items():
-            track = Track(video_id=video.id, tracker_id=index, first_frame=index, last_frame=index, shot_index=0)
+            # in shots far apart (clothes colour cannot link them): only faces can
+            track = Track(video_id=video.id, tracker_id=index, first_frame=index, last_frame=index, shot_index=index // 10)
             s.add(track)
             s.flush()
             path = f"v1/f{index}.jpg"
@@ -98,7 +99,8 @@ def _store_faces(project, film_faces) -> list[int]:
             cv2.imwrite(str(project.crop_root / path), extract_crop(frame, box))
             crop = Crop(video_id=video.id, track_id=track.id, frame_index=index, x1=float(box[0]), y1=float(box[1]),
                         x2=float(box[2]), y2=float(box[3]), path=path, face_visible=True, face_x1=float(face[0]),
-                        face_y1=float(face[1]), face_x2=float(face[2]), face_y2=float(face[3]))  # fmt: skip
+                        face_y1=float(face[1]), face_x2=float(face[2]), face_y2=float(face[3]),
+                        shot_index=index // 10)  # fmt: skip
             s.add(crop)
             s.flush()
             ids.append(crop.id)
@@ -134,6 +136,16 @@ def test_face_pass_is_resumable(project, film_faces, monkeypatch):
         stored = dict(s.execute(select(Crop.id, Crop.face_embedding)).all())
     assert stored[ids[0]] == first[ids[0]]  # kept, not recomputed
     assert all(len(stored[i]) == 128 * 2 for i in ids)  # float16
+
+    # Real faces through the clustering: the man with glasses (frames 90 and 150) is one candidate
+    # across the film, the woman (234) another.
+    from portrait_builder.characters import list_candidates, update_characters
+
+    assert update_characters(project, progress=False).clustered == {1: 2}
+    with project.session() as s:
+        track_of = dict(s.execute(select(Crop.frame_index, Crop.track_id)).all())
+    groups = {frozenset(c.track_ids) for c in list_candidates(project)}
+    assert groups == {frozenset({track_of[90], track_of[150]}), frozenset({track_of[234]})}
 
 
 @pytest.mark.slow
