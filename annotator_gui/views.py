@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from annotator_gui.images import ImageCache
 from portrait_builder.annotation import AnnotationService, CropItem, Exemplar, TrackCrop
 from portrait_builder.annotation.proposals import Proposal
+from portrait_builder.annotation.tracks import TrackContext
 from portrait_builder.errors import UserError
 
 LARGE = QSize(192, 384)
@@ -36,6 +37,8 @@ STRIP_CROPS = 16
 CLUSTER_TRACKS = 24  # other tracks of the candidate cluster shown as toggles (and labelled by Enter)
 DIMMED_CACHE = 256  # dimmed strip images kept: the strip shifts by one crop per click, so most repeat
 PREFETCH = 12
+ATTRIBUTE_STRIP = 24  # crops of the track the attribute view's strip shows (spread over the whole track)
+PREDICTED_STYLE = "border:2px dashed #39f;"  # the value a baseline predicted for an unlabelled crop
 LABELLED_OPACITY = 0.35  # strip crops that already have a label: dimmed, with a check mark
 STRIP_STYLE = (
     "QToolButton:checked{border:2px solid #2a8;} QToolButton:!checked{border:2px solid #c33;}"
@@ -583,13 +586,27 @@ class IdentityView(LabelView):
 
 
 class AttributeView(LabelView):
-    """One large crop and one button per taxonomy value with its hotkey; multi-label: toggle, then Enter."""
+    """One large crop and one button per taxonomy value with its hotkey, over the crop's track.
+
+    A value key labels the crop and the rest of its track up to the next change point (S marks one at
+    the crop shown); the strip shows the whole track with its values and change points (click a crop,
+    or , and . to step through the track). The crop's prediction, when it has one and no label, is
+    shown selected: Enter (or Space) accepts it; G opens the grid of crops sharing a predicted value.
+    Multi-label: toggle, then Enter (the prediction's values come pre-toggled). F sends the track's
+    crops without a visible face to "not visible / unsure".
+    """
 
     def __init__(self, service: AnnotationService, cache: ImageCache, attribute: str, parent: QWidget | None = None):
         super().__init__(service, cache, parent)
         self.attribute = service.taxonomy.attribute(attribute)
+        self.context: TrackContext | None = None
+        self.grid_window = None
         self.image = CropImage()
         self.info = QLabel()
+        self.info.setWordWrap(True)
+        self.info.setFixedWidth(LARGE.width() + 120)
+        self.prediction_label = QLabel()
+        self.prediction_label.setWordWrap(True)
         self.value_buttons: dict[str, QPushButton] = {}
         buttons = QVBoxLayout()
         title = self.attribute.name.replace("_", " ").capitalize()
@@ -605,36 +622,158 @@ class AttributeView(LabelView):
             self.enter_button = _button("Done  [Enter]")
             self.enter_button.clicked.connect(self.commit_multi)
             buttons.addWidget(self.enter_button)
+        self.accept_button = _button("Accept prediction  [Enter]")
+        self.accept_button.clicked.connect(self.accept)
+        self.split_button = _button("Change point here  [S]")
+        self.split_button.clicked.connect(self.toggle_change_point)
+        self.faceless_button = _button("Faces not visible \u2192 unsure  [F]")
+        self.faceless_button.clicked.connect(self.faceless)
+        self.grid_button = _button("Grid of predictions  [G]")
+        self.grid_button.clicked.connect(self.open_grid)
+        self.along = QCheckBox("Label to the next change point (T)")
+        self.along.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.along.setChecked(True)
+        for w in (self.accept_button, self.split_button, self.faceless_button, self.grid_button, self.along):
+            buttons.addWidget(w)
+        # face visibility matters for expressions (the emotion aspect): the key is offered there
+        self.faceless_button.setVisible(self.attribute.aspect == "emotion")
         buttons.addStretch(1)
+
+        self.strip_buttons: list[QToolButton] = []
+        self._strip_keys: list[tuple] = []  # what each strip button shows now: re-set only what changed
+        strip_box = QWidget()
+        self.strip_layout = QHBoxLayout(strip_box)
+        self.strip_layout.setContentsMargins(0, 0, 0, 0)
+        self.strip_layout.addStretch(1)
+        strip_scroll = QScrollArea()
+        strip_scroll.setWidget(strip_box)
+        strip_scroll.setWidgetResizable(True)
+        strip_scroll.setFixedHeight(STRIP.height() + 48)
+        strip_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+
         left = QVBoxLayout()
         left.addWidget(self.image)
         left.addWidget(self.info)
-        layout = QHBoxLayout(self)
-        layout.addLayout(left)
-        layout.addLayout(buttons, 1)
+        left.addWidget(self.prediction_label)
+        top = QHBoxLayout()
+        top.addLayout(left)
+        top.addLayout(buttons, 1)
+        layout = QVBoxLayout(self)
+        layout.addLayout(top, 1)
+        layout.addWidget(QLabel("Track (click a crop to show it; , and . step; orange = change point, "
+                                "yellow = shown; \u2713 clicked, \u2192 propagated, \u2605 accepted):"))
+        layout.addWidget(strip_scroll)
 
+    # -- rendering -----------------------------------------------------------------------------
     def render_item(self, item: CropItem | None) -> None:
         self.image.show_crop(self.cache, item.image_path if item else None)
+        self.context = None
+        if item is not None:
+            try:
+                self.context = self.service.track_context(item.id, self.attribute.name, strip=ATTRIBUTE_STRIP)
+            except UserError as exc:
+                self.message.emit(str(exc))
         current = item.labels.get(self.attribute.name) if item else None
         chosen = set(current if isinstance(current, list) else [current] if current else [])
+        pred = self.context.prediction if self.context is not None else None
+        predicted = set(pred.value if isinstance(pred.value, list) else [pred.value]) if pred is not None else set()
         for name, b in self.value_buttons.items():
             b.setEnabled(item is not None)
             if b.isCheckable():
-                b.setChecked(name in chosen)
-            else:
-                b.setStyleSheet("font-weight:bold;" if name in chosen else "")
-        self.info.setText(
-            "Nothing left in this queue." if item is None
-            else f"crop {item.id} · video {item.video_id} · track {item.track_id} · frame {item.frame_index}"
+                # an unlabelled crop starts from its prediction: Enter accepts it as is
+                b.setChecked(name in (chosen or predicted))
+            style = "font-weight:bold;" if name in chosen else PREDICTED_STYLE if name in predicted else ""
+            if b.styleSheet() != style and not b.isCheckable():
+                b.setStyleSheet(style)
+        self.accept_button.setEnabled(pred is not None)
+        self.prediction_label.setText(
+            f"prediction: <b>{self._value_text(pred.value)}</b> ({pred.confidence:.0%}) \u00b7 Enter accepts"
+            if pred is not None else ""
         )
+        for b in (self.split_button, self.faceless_button):
+            b.setEnabled(item is not None)
+        if item is None:
+            self.info.setText("Nothing left in this queue.")
+        else:
+            ctx = self.context
+            where = ""
+            if ctx is not None:
+                end = "end of track" if ctx.segment[1] is None else f"frame {ctx.segment[1]}"
+                where = (f"<br>track {ctx.track_length} crops, {len(ctx.change_points)} change point(s); "
+                         f"a key labels {ctx.segment_crops} crop(s) (to {end})")
+                if self.attribute.aspect == "emotion" and ctx.faceless:
+                    where += f"; {ctx.faceless} without a visible face (F)"
+            self.info.setText(f"crop {item.id} · video {item.video_id} · track {item.track_id} · "
+                              f"frame {item.frame_index}{where}")
+        self._render_strip()
+
+    def _value_text(self, value) -> str:
+        labels = {v.name: v.label for v in self.attribute.values}
+        names = value if isinstance(value, list) else [value]
+        return " + ".join(labels.get(n, n) for n in names)
+
+    def _render_strip(self) -> None:
+        strip = self.context.strip if self.context is not None else ()
+        while len(self.strip_buttons) < len(strip):
+            b = QToolButton()
+            b.setIconSize(STRIP)
+            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
+            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b.setFixedWidth(STRIP.width() + 36)
+            index = len(self.strip_buttons)
+            b.clicked.connect(lambda _=False, i=index: self.show_strip_crop(i))
+            self.strip_layout.insertWidget(index, b)
+            self.strip_buttons.append(b)
+            self._strip_keys.append(())
+        marks = {"clicked": "\u2713", "propagated": "\u2192", "accepted": "\u2605", "inherited": "\u2193"}
+        for i, b in enumerate(self.strip_buttons):
+            if i >= len(strip):
+                b.hide()
+                continue
+            sc = strip[i]
+            text = "-" if sc.value is None else f"{marks.get(sc.provenance, '')}{self._value_text(sc.value)[:9]}"
+            style = ("border:3px solid #fc3;" if sc.current else "border:1px solid #555;") + \
+                ("border-left:5px solid #f80;" if sc.change_point else "")
+            key = (str(sc.image_path), text, style)
+            if self._strip_keys[i] != key:
+                if self._strip_keys[i][:1] != key[:1]:
+                    b.setIcon(QIcon(self.cache.pixmap(sc.image_path, STRIP)))
+                b.setText(text)
+                b.setStyleSheet(f"QToolButton{{{style}}}")
+                b.setToolTip(f"crop {sc.id}, frame {sc.frame_index}"
+                             + (f": {self._value_text(sc.value)} ({sc.provenance})" if sc.value is not None else "")
+                             + (" \u00b7 change point" if sc.change_point else "")
+                             + (" \u00b7 no visible face" if sc.face_visible is False else ""))  # fmt: skip
+                self._strip_keys[i] = key
+            if b.isHidden():
+                b.show()
+        self.cache.prefetch(sc.image_path for sc in strip)
+
+    # -- actions -------------------------------------------------------------------------------
+    def _done(self, action) -> None:
+        """After a write: on to the next crop when the one shown got labelled, else show it again."""
+        if action is None:
+            return
+        if self.item is not None and self.item.id in action.crop_ids:
+            self.message.emit(f"labelled {len(action.crop_ids)} crop(s)")
+            self.after_label()
+        else:
+            self.message.emit(f"labelled {len(action.crop_ids)} crop(s) of the track")
+            self.labelled.emit()
+            self.refresh()
+
+    def refresh(self) -> None:
+        """Show the current crop again (its labels, strip and prediction as the store holds them now)."""
+        if self.item is not None:
+            self.show_item(self.service.get_item(self.item.id))
 
     def press(self, name: str) -> None:
         if self.item is None:
             return
         if self.attribute.multilabel and name != self.attribute.unsure_value:
             return  # a toggle; the value is written on Enter
-        if self.run(self.service.set_label, [self.item.id], self.attribute.name, name) is not None:
-            self.after_label()
+        self._done(self.run(self.service.label_track, self.item.id, name, self.attribute.name,
+                            along_track=self.along.isChecked()))  # fmt: skip
 
     def checked(self) -> list[str]:
         return [n for n, b in self.value_buttons.items() if b.isCheckable() and b.isChecked()]
@@ -646,14 +785,87 @@ class AttributeView(LabelView):
         if not values:
             self.message.emit("toggle at least one value (or 0 for not visible), then Enter")
             return
-        if self.run(self.service.set_label, [self.item.id], self.attribute.name, values) is not None:
-            self.after_label()
+        pred = self.context.prediction if self.context is not None else None
+        if pred is not None and set(values) == set(pred.value):  # the prediction as it was shown: accepted
+            self.accept()
+            return
+        self._done(self.run(self.service.label_track, self.item.id, values, self.attribute.name,
+                            along_track=self.along.isChecked()))  # fmt: skip
+
+    def accept(self) -> None:
+        """Enter / Space: the prediction shown becomes the label (provenance ``accepted``)."""
+        if self.item is None:
+            return
+        if self.context is None or self.context.prediction is None:
+            self.message.emit("no prediction for this crop: press a value key")
+            return
+        self._done(self.run(self.service.accept_prediction, self.item.id, self.attribute.name,
+                            along_track=self.along.isChecked()))  # fmt: skip
+
+    def toggle_change_point(self) -> None:
+        if self.item is None:
+            return
+        done = self.run(self.service.toggle_change_point, self.item.id, self.attribute.name)
+        if done is not None:
+            self.message.emit(f"change point {'marked' if done.added else 'removed'} at frame {done.frame_index}: "
+                              "the next label from here runs to the following one")  # fmt: skip
+            self.labelled.emit()
+            self.refresh()
+
+    def faceless(self) -> None:
+        if self.item is not None:
+            self._done(self.run(self.service.label_faceless, self.item.id, self.attribute.name))
+
+    def show_strip_crop(self, index: int) -> None:
+        strip = self.context.strip if self.context is not None else ()
+        if 0 <= index < len(strip) and not strip[index].current:
+            self.show_track_crop(strip[index].id)
+
+    def show_track_crop(self, crop_id: int | None) -> None:
+        """Show another crop of the track (to mark a change point or label from there)."""
+        if crop_id is None or self.item is None:
+            return
+        self._back.append(self.item.id)
+        self.show_item(self.service.get_item(crop_id))
+
+    def open_grid(self):
+        """G: the grid of unlabelled crops sharing a predicted value (a window of its own)."""
+        from annotator_gui.grid import GridWindow
+
+        if self.grid_window is None:
+            self.grid_window = GridWindow(self.service, self.cache, self.attribute.name)
+            self.grid_window.accepted.connect(lambda: (self.labelled.emit(), self.refresh_or_advance()))
+        self.grid_window.reload()
+        self.grid_window.show()
+        self.grid_window.raise_()
+        return self.grid_window
+
+    def refresh_or_advance(self) -> None:
+        """After the grid wrote labels: the crop shown may be one of them."""
+        if self.item is None:
+            return
+        item = self.service.get_item(self.item.id)
+        if item.labels.get(self.attribute.name) is not None and not self.service.second_opinion:
+            self.advance()
+        else:
+            self.show_item(item)
 
     def handle_key(self, event: QKeyEvent) -> bool:
-        if self.attribute.multilabel and event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
-            self.commit_multi()
+        key, text = event.key(), event.text().lower()
+        if key in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.commit_multi() if self.attribute.multilabel else self.accept()
             return True
-        text = event.text().lower()
+        if key == Qt.Key.Key_Space:
+            self.accept()
+            return True
+        actions = {"s": self.toggle_change_point, "g": self.open_grid, "t": self.along.toggle,
+                   ",": lambda: self.show_track_crop(self.context.previous if self.context else None),
+                   ".": lambda: self.show_track_crop(self.context.following if self.context else None)}  # fmt: skip
+        if self.attribute.aspect == "emotion":
+            actions["f"] = self.faceless
+        if text in actions:
+            actions[text]()
+            return True
         for v in self.attribute.values:
             if text and text == v.hotkey.lower():
                 b = self.value_buttons[v.name]

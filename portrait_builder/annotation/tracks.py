@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 # A person decided these for that very crop: propagation along a track never overwrites them.
 # None: a label from before provenance was recorded, which was a click.
 PER_CROP = ("clicked", "accepted", None)
+FACE_ASPECT = "emotion"  # attributes read from the face: "not visible" when the face is not
 STRIP_CROPS = 24  # crops the strip shows at most: spread over the whole track, plus the crop shown and its neighbours
 
 
@@ -186,7 +187,9 @@ def track_context(s: Session, taxonomy: Taxonomy, crop_root: Path, crop_id: int,
         if pred is not None and pred.value is not None:
             prediction = CropPrediction(crop.id, attribute, taxonomy.decode(attribute, pred.value), pred.confidence,
                                         pred.model)  # fmt: skip
-    faceless = sum(1 for r in rows if r.face_visible is False and not _per_crop(r.value, r.provenance))
+    unsure = taxonomy.attribute(attribute).unsure_value
+    faceless = sum(1 for r in rows
+                   if r.face_visible is False and not _per_crop(r.value, r.provenance) and r.value != unsure)  # fmt: skip
     return TrackContext(
         crop.id, crop.track_id, attribute, crop.frame_index, len(rows), tuple(frames),
         (start if start is not None else rows[0].frame_index, end),
@@ -203,15 +206,19 @@ def label_segment(
     """Label the crop (``provenance``: ``clicked``, or ``accepted`` for a prediction) and, with
     ``along_track``, the rest of its segment (``propagated``): crops from its frame up to the next change
     point, leaving alone other crops a person labelled and crops to which this annotator already gave the
-    value (another annotator's equal label is written again: it is this annotator's answer too, for agreement)."""
+    value (another annotator's equal label is written again: it is this annotator's answer too, for agreement).
+    An expression (the emotion aspect) is not propagated to crops without a visible face: it cannot be
+    seen there (:func:`label_faceless` sends those to "unsure")."""
     text = taxonomy.encode(attribute, value)
     crop = _crop(s, crop_id)
     targets: list = []
     if along_track:
         rows = track_rows(s, crop.track_id, attribute)
         frames = change_point_frames(s, crop.track_id, attribute)
+        needs_face = taxonomy.attribute(attribute).aspect == FACE_ASPECT
         targets = [r for r in _segment_targets(rows, crop.id, crop.frame_index, frames)
-                   if r.id != crop.id and not (r.value == text and r.annotator_id == annotator_id)]  # fmt: skip
+                   if r.id != crop.id and not (r.value == text and r.annotator_id == annotator_id)
+                   and not (needs_face and r.face_visible is False)]  # fmt: skip
     held = preload(s, [crop.id, *(r.id for r in targets)])  # add_label's per-row checks then hit the identity map
     records = [add_label(s, taxonomy, crop.id, attribute, text, annotator_id=annotator_id, source=source,
                          created_at=stamp, provenance=provenance)]  # fmt: skip
