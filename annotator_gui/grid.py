@@ -41,12 +41,13 @@ class GridWindow(QWidget):
     accepted = Signal()  # labels were written (or undone): the attribute view re-reads its crop
 
     def __init__(self, service: AnnotationService, cache: ImageCache, attribute: str | None = None,
-                 parent: QWidget | None = None):
+                 parent: QWidget | None = None, *, page_size: int = GRID_PAGE):
         super().__init__(parent, Qt.WindowType.Window)
         self.service = service
         self.cache = cache
         self.attribute = service.taxonomy.attribute(attribute or service.attribute)
         self.page: Grid | None = None
+        self.page_size = int(page_size)
         self._after: tuple[float, int] | None = None  # key the page shown was read from
         self._keys: list[tuple[float, int] | None] = []  # keys of the pages before (for undo)
         self.setWindowTitle(f"Predictions to confirm · {self.attribute.name}")
@@ -120,7 +121,7 @@ class GridWindow(QWidget):
             self.status.setText("no predictions for unlabelled crops of this attribute (see `portrait prelabel`)")
             return
         try:
-            self.page = self.service.grid(value, self.attribute.name, after=after, limit=GRID_PAGE)
+            self.page = self.service.grid(value, self.attribute.name, after=after, limit=self.page_size)
         except UserError as exc:
             self.status.setText(str(exc))
             return
