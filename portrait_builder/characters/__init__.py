@@ -91,13 +91,15 @@ def update_characters(project, video: str | int | None = None, *, config: Cluste
     """Compute what is missing for the movies named by ``video`` (all: None): face embeddings, then the
     candidates of each movie that has unclustered tracks or new face embeddings (all with ``recluster``)."""
     from portrait_builder.characters.faces import embed_faces
-    from portrait_builder.characters.store import missing_face_jobs
+    from portrait_builder.characters.store import missing_face_videos
 
     report = CharactersReport()
-    for vid in video_ids(project, video):
-        new_faces = len(missing_face_jobs(project, [vid])) > 0
-        if new_faces:
-            report.face_embeddings += embed_faces(project, [vid], workers=workers, progress=progress)
-        if recluster or new_faces or unclustered_track_count(project, vid):
+    vids = video_ids(project, video)
+    # One pass over every movie's missing faces (one pool of workers, not one per movie).
+    with_new_faces = missing_face_videos(project, vids)
+    if with_new_faces:
+        report.face_embeddings = embed_faces(project, sorted(with_new_faces), workers=workers, progress=progress)
+    for vid in vids:
+        if recluster or vid in with_new_faces or unclustered_track_count(project, vid):
             report.clustered[vid] = cluster_video(project, vid, config)
     return report

@@ -65,6 +65,16 @@ def missing_face_jobs(project: Project, video_ids: Iterable[int] | None = None) 
     return [FaceJob(r[0], r[2], (r[3], r[4], r[5], r[6]), (r[7], r[8], r[9], r[10]), sars.get(r[1], 1.0)) for r in rows]
 
 
+def missing_face_videos(project: Project, video_ids: Iterable[int]) -> set[int]:
+    """The movies among ``video_ids`` with crops that show a face and have no face embedding yet."""
+    with project.session() as s:
+        return set(s.scalars(
+            select(Crop.video_id).distinct()
+            .where(Crop.video_id.in_(list(video_ids)), Crop.face_visible.is_(True), Crop.face_embedding.is_(None),
+                   Crop.face_x1.is_not(None))
+        ))  # fmt: skip
+
+
 def write_face_embeddings(project: Project, values: list[tuple[int, bytes]]) -> None:
     """Store ``(crop_id, float16 bytes)`` pairs in one transaction."""
 
