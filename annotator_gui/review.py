@@ -1,4 +1,6 @@
-"""Review mode: filter current labels by attribute, value and annotator, correct one, see agreement (kappa)."""
+"""Review mode: filter current labels by attribute, value, annotator and provenance (clicked, accepted
+prediction, propagated along a track, ...), see a crop's label history, correct one, see agreement
+(kappa, optionally over clicked labels only)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import math
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QGridLayout,
     QHBoxLayout,
@@ -23,6 +26,7 @@ from annotator_gui.images import ImageCache
 from annotator_gui.views import CropImage
 from portrait_builder.annotation import AnnotationService, ReviewRow, list_annotators
 from portrait_builder.errors import UserError
+from portrait_builder.store.labels import PROVENANCES
 
 THUMB = QSize(32, 64)
 PAGE = 200
@@ -43,18 +47,21 @@ class ReviewWindow(QMainWindow):
         self.value = QComboBox()
         self.annotator = QComboBox()
         self.annotator.addItems([ANY] + [a.name for a in list_annotators(service.project)])
+        self.provenance = QComboBox()
+        self.provenance.addItems([ANY, *PROVENANCES])
         self.search = QPushButton("Show")
         self.more = QPushButton("More")
         filters = QHBoxLayout()
-        for label, w in (("Attribute", self.attribute), ("Value", self.value), ("Annotator", self.annotator)):
+        for label, w in (("Attribute", self.attribute), ("Value", self.value), ("Annotator", self.annotator),
+                         ("Provenance", self.provenance)):
             filters.addWidget(QLabel(label))
             filters.addWidget(w)
         filters.addWidget(self.search)
         filters.addWidget(self.more)
         filters.addStretch(1)
 
-        self.table = QTableWidget(0, 4)
-        self.table.setHorizontalHeaderLabels(["crop", "value", "annotator", "label id"])
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["crop", "value", "annotator", "provenance", "label id"])
         self.table.setIconSize(THUMB)
         self.table.verticalHeader().setDefaultSectionSize(THUMB.height() + 4)
         self.table.setSelectionBehavior(QTableWidget.SelectionBehavior.SelectRows)
@@ -72,14 +79,25 @@ class ReviewWindow(QMainWindow):
         self.kappa_label = QLabel()
         self.kappa_label.setWordWrap(True)
         self.kappa_label.setTextFormat(Qt.TextFormat.RichText)
+        # propagated, accepted and inherited labels repeat one decision over many crops: agreement over
+        # them says little about how two people see one crop
+        self.clicked_only = QCheckBox("clicked labels only")
+        self.clicked_only.toggled.connect(lambda _: self.update_kappa())
+        self.history = QTableWidget(0, 4)
+        self.history.setHorizontalHeaderLabels(["value", "annotator", "provenance", "source"])
+        self.history.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.history.setMaximumHeight(140)
 
         right = QVBoxLayout()
         right.addWidget(self.image)
         right.addWidget(self.current)
         right.addWidget(QLabel("<b>Correct to</b>"))
         right.addWidget(self.correct_box)
+        right.addWidget(QLabel("<b>History</b> (oldest first)"))
+        right.addWidget(self.history)
         right.addStretch(1)
         right.addWidget(QLabel("<b>Agreement (Cohen's kappa)</b>"))
+        right.addWidget(self.clicked_only)
         right.addWidget(self.kappa_label)
 
         right_box = QWidget()
@@ -109,22 +127,26 @@ class ReviewWindow(QMainWindow):
         self.load(reset=True)
         self.update_kappa()
 
-    def set_filters(self, attribute: str | None = None, value: str | None = None, annotator: str | None = None) -> None:
+    def set_filters(self, attribute: str | None = None, value: str | None = None, annotator: str | None = None,
+                    provenance: str | None = None) -> None:
         if attribute is not None:
             self.attribute.setCurrentText(attribute)
         self.value.setCurrentText(value or ANY)
         self.annotator.setCurrentText(annotator or ANY)
+        self.provenance.setCurrentText(provenance or ANY)
         self.load(reset=True)
 
     def load(self, reset: bool = True) -> None:
         value = self.value.currentText()
         who = self.annotator.currentText()
+        how = self.provenance.currentText()
         offset = 0 if reset else len(self.rows)
         try:
             rows = self.service.review_labels(
                 self.attribute.currentText(),
                 value=None if value in ("", ANY) else value,
                 annotator=None if who in ("", ANY) else who,
+                provenance=None if how in ("", ANY) else how,
                 limit=PAGE,
                 offset=offset,
             )
@@ -145,7 +167,9 @@ class ReviewWindow(QMainWindow):
     def _fill_row(self, i: int, r: ReviewRow) -> None:
         crop = QTableWidgetItem(QIcon(self.cache.pixmap(r.image_path, THUMB)), str(r.crop_id))
         value = "|".join(r.value) if isinstance(r.value, list) else str(r.value)
-        for col, item in enumerate((crop, QTableWidgetItem(value), QTableWidgetItem(r.annotator or "-"), QTableWidgetItem(str(r.label_id)))):
+        cells = (crop, QTableWidgetItem(value), QTableWidgetItem(r.annotator or "-"),
+                 QTableWidgetItem(r.provenance or "clicked"), QTableWidgetItem(str(r.label_id)))
+        for col, item in enumerate(cells):
             self.table.setItem(i, col, item)
 
     def select(self, row: int) -> None:
@@ -153,8 +177,22 @@ class ReviewWindow(QMainWindow):
             return
         r = self.rows[row]
         self.image.show_crop(self.cache, r.image_path)
-        self.current.setText(f"crop {r.crop_id} · {r.attribute} = {r.value} · by {r.annotator or '-'}")
+        self.current.setText(f"crop {r.crop_id} · {r.attribute} = {r.value} · by {r.annotator or '-'} "
+                             f"({r.provenance or 'clicked'})")
         self._render_corrections(r)
+        self._render_history(r)
+
+    def _render_history(self, r: ReviewRow) -> None:
+        try:
+            rows = self.service.label_history(r.crop_id, r.attribute)
+        except UserError as exc:
+            self.statusBar().showMessage(str(exc))
+            return
+        self.history.setRowCount(len(rows))
+        for i, h in enumerate(rows):
+            value = "|".join(h.value) if isinstance(h.value, list) else str(h.value)
+            for col, text in enumerate((value, h.annotator or "-", h.provenance or "clicked", h.source)):
+                self.history.setItem(i, col, QTableWidgetItem(text))
 
     def _render_corrections(self, r: ReviewRow) -> None:
         for b in self.correct_buttons:
@@ -192,7 +230,7 @@ class ReviewWindow(QMainWindow):
 
     def update_kappa(self) -> None:
         try:
-            results = self.service.agreement(self.attribute.currentText())
+            results = self.service.agreement(self.attribute.currentText(), clicked_only=self.clicked_only.isChecked())
         except UserError as exc:
             self.kappa_label.setText(str(exc))
             return
