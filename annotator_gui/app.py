@@ -24,7 +24,11 @@ cluster (click a track to leave it out) · 1-9 pick the exemplar · N new identi
 T whole track on/off · M / F / 0 answer the gender question · Esc cancel<br>
 Age, physique, height: the key shown on each button sets the character's value (the track's without
 a character) · C this crop only<br>
-Attributes: the key shown on each button · expression: toggle keys, then Enter<br>
+Posture, expression: the key shown on each button labels the crop and the rest of its track up to the
+next change point (expression: toggle keys, then Enter) · S change point at the crop shown (again: remove) ·
+, / . previous / next crop of the track (or click it in the strip) · T this crop only on/off ·
+Enter (or Space) accept the prediction shown · F crops without a visible face to not visible (expression) ·
+G grid of predictions: click the wrong crops, Enter accepts the rest, N next page, A all, Esc close<br>
 Everywhere: Left back · Right skip · Ctrl+Z undo · Ctrl+Shift+Z (or Ctrl+Y) redo"""
 
 
