@@ -123,24 +123,25 @@ def cannot_link(frames: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def pair_distances(feats: TrackFeatures, config: ClusterConfig) -> np.ndarray:
-    """(N, N) float64 scaled distances (1.0 = the merge threshold); inf where there is no evidence."""
+    """(N, N) float32 scaled distances (1.0 = the merge threshold); inf where there is no evidence."""
     n = len(feats)
-    d = np.full((n, n), np.inf)
+    d = np.full((n, n), np.inf, np.float32)  # float32: the N^2 matrices are the memory of a long film
     if n == 0:
         return d
     has_app = ~np.isnan(feats.appearance).any(axis=1) if feats.appearance.size else np.zeros(n, bool)
     if has_app.any():
-        a = np.nan_to_num(feats.appearance).astype(np.float64)
-        d_app = (1.0 - a @ a.T) / config.appearance_threshold
+        a = np.nan_to_num(feats.appearance).astype(np.float32)
+        d_app = (1.0 - a @ a.T) / np.float32(config.appearance_threshold)
         shots = np.asarray(feats.shots)
         near = np.abs(shots[:, None] - shots[None, :]) <= config.appearance_shot_window
         ok = near & has_app[:, None] & has_app[None, :]
+        del near
         d[ok] = d_app[ok]
+        del d_app, ok
     has_face = ~np.isnan(feats.faces).any(axis=1) if feats.faces.size else np.zeros(n, bool)
     if has_face.any():
-        f = np.nan_to_num(feats.faces).astype(np.float64)
-        sq = np.maximum(2.0 - 2.0 * (f @ f.T), 0.0)  # unit vectors: |a - b|^2 = 2 - 2 a.b
-        d_face = np.sqrt(sq)
+        f = np.nan_to_num(feats.faces).astype(np.float32)
+        d_face = np.sqrt(np.maximum(2.0 - 2.0 * (f @ f.T), 0.0))  # unit vectors: |a - b|^2 = 2 - 2 a.b
         both = has_face[:, None] & has_face[None, :]
         d[both] = d_face[both] / config.face_threshold  # both show a face: the face alone decides
     np.fill_diagonal(d, np.inf)
@@ -160,10 +161,10 @@ def agglomerate(dist: np.ndarray, forbidden: np.ndarray, linkage: str = "average
     if linkage not in LINKAGES:
         raise ValueError(f"unknown linkage {linkage!r}; valid: {', '.join(LINKAGES)}")
     finite = np.isfinite(dist)
-    total = np.where(finite, dist, 0.0).astype(np.float64)  # sum (average) or min (single) over evidenced pairs
-    if linkage == "single":
-        total = np.where(finite, dist, np.inf).astype(np.float64)
-    count = finite.astype(np.int64)
+    # sum (average) or min (single) of the distances over the item pairs with evidence
+    total = np.where(finite, dist, 0.0 if linkage == "average" else np.inf).astype(np.float64)
+    count = finite.astype(np.int32)
+    del finite
     banned = np.asarray(forbidden, bool).copy()
     np.fill_diagonal(banned, True)
     active = np.ones(n, bool)
