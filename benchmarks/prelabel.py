@@ -113,23 +113,26 @@ def grid_benchmark(n: int, repeats: int = 40) -> dict:
         with project.write() as s:
             for start in range(0, len(rows), 20_000):
                 s.execute(insert(Prediction), rows[start:start + 20_000])
-        timings: dict[str, list[float]] = {k: [] for k in ("reference", "first_page", "deep_page", "values",
-                                                           "predictions_for")}
+        timings: dict[str, list[float]] = {k: [] for k in ("reference", "first_page", "deep_page", "count",
+                                                           "values", "predictions_for")}
         bare = text("SELECT crop_id FROM predictions WHERE attribute = :a AND value = :v "
                     "ORDER BY confidence DESC LIMIT 48")
         with project.session() as s:
-            deep = grid_page(s, "body_posture", "standing", limit=n // 4, count=False).next_after  # a key far in
+            deep = grid_page(s, "body_posture", "standing", limit=n // 4).next_after  # a key far in
             for i in range(repeats):
                 value = str(values[i % 3])
                 t0 = time.perf_counter()
                 s.execute(bare, {"a": "body_posture", "v": value}).all()
                 timings["reference"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                page = grid_page(s, "body_posture", value)
+                page = grid_page(s, "body_posture", value)  # as the view pages: no count
                 timings["first_page"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
-                grid_page(s, "body_posture", "standing", after=deep, count=False)
+                grid_page(s, "body_posture", "standing", after=deep)
                 timings["deep_page"].append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                grid_page(s, "body_posture", value, limit=1, count=True)
+                timings["count"].append(time.perf_counter() - t0)
                 t0 = time.perf_counter()
                 predicted_values(s, "body_posture")
                 timings["values"].append(time.perf_counter() - t0)

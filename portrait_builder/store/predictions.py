@@ -111,12 +111,17 @@ def grid_page(
     limit: int = GRID_PAGE,
     after: tuple[float, int] | None = None,
     video_id: int | None = None,
-    count: bool = True,
+    count: bool = False,
 ) -> GridPage:
     """Unlabelled crops whose prediction for ``attribute`` is ``value`` (stored text), ordered by confidence
-    (highest first, then crop id), at most ``limit``, starting after the key ``after`` of the previous page.
+    (highest first; equal confidences by crop id, highest first), at most ``limit``, starting after the key
+    ``after`` of the previous page.
 
-    ``video_id`` keeps one movie's crops; ``count=False`` skips counting the whole grid (one query less).
+    Both orderings run backwards along ``ix_predictions_attribute_value`` (attribute, value, confidence,
+    crop_id), so a page reads about ``limit`` rows plus the labelled ones it skips, whatever the grid's
+    size. ``video_id`` keeps one movie's crops. ``count=True`` also counts the whole grid (``total``):
+    that reads every crop predicted ``value``, so ask once, not per page (``predicted_values`` gives all
+    the counts at once).
     """
     if limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
@@ -134,8 +139,8 @@ def grid_page(
     if after is not None:
         conf, crop_id = float(after[0]), int(after[1])
         query = query.where(or_(Prediction.confidence < conf,
-                                and_(Prediction.confidence == conf, Prediction.crop_id > crop_id)))
-    query = query.order_by(Prediction.confidence.desc(), Prediction.crop_id).limit(limit + 1)
+                                and_(Prediction.confidence == conf, Prediction.crop_id < crop_id)))
+    query = query.order_by(Prediction.confidence.desc(), Prediction.crop_id.desc()).limit(limit + 1)
     rows = session.execute(query).all()
     crops = [GridCrop(int(i), p, int(v), int(t), int(f), float(c)) for i, p, v, t, f, c in rows[:limit]]
     next_after = (crops[-1].confidence, crops[-1].crop_id) if len(rows) > limit else None

@@ -163,7 +163,7 @@ def test_grid_pages_unlabelled_crops_by_confidence(project, built):
     descending then crop id, pages by key so that accepting a page never skips a crop."""
     crops = built.crops
     rng = np.random.default_rng(1)
-    conf = np.round(rng.uniform(0.3, 1.0, len(crops)), 2)  # rounded: ties, broken by crop id
+    conf = np.round(rng.uniform(0.3, 1.0, len(crops)), 1)  # rounded: ties, broken by crop id (highest first)
     values = ["standing" if i % 4 else "sitting" for i in range(len(crops))]
     tax = project.taxonomy
     with project.write() as s:
@@ -177,14 +177,14 @@ def test_grid_pages_unlabelled_crops_by_confidence(project, built):
                               for c, v, p in zip(crops, values, conf, strict=True)], "f" * 64)
     labelled = {crops[1], crops[2]}
     ref = sorted(((float(p), c) for c, v, p in zip(crops, values, conf, strict=True)
-                  if v == "standing" and c not in labelled), key=lambda t: (-t[0], t[1]))
+                  if v == "standing" and c not in labelled), key=lambda t: (-t[0], -t[1]))
 
     with project.session() as s:
         counts = {v.value: v.crops for v in predicted_values(s, "height")}
         assert counts == {"tall": len(ref), "short": sum(v == "sitting" for v in values)}
         seen, after = [], None
         while True:
-            page = grid_page(s, "height", "tall", limit=5, after=after)
+            page = grid_page(s, "height", "tall", limit=5, after=after, count=True)
             assert page.total == len(ref) and len(page.crops) <= 5
             seen += [(g.confidence, g.crop_id) for g in page.crops]
             if page.next_after is None:
@@ -192,9 +192,9 @@ def test_grid_pages_unlabelled_crops_by_confidence(project, built):
             after = page.next_after
         assert seen == ref
         first = grid_page(s, "height", "tall", limit=5)
+        assert first.total is None  # not counted unless asked
         assert all(g.path and g.video_id and g.track_id for g in first.crops)
-        one_video = grid_page(s, "height", "tall", limit=100, video_id=first.crops[0].video_id, count=False)
-        assert one_video.total is None
+        one_video = grid_page(s, "height", "tall", limit=100, video_id=first.crops[0].video_id)
         assert {g.crop_id for g in one_video.crops} == {c for _, c in ref if s.get(Crop, c).video_id
                                                          == first.crops[0].video_id}
         got = predictions_for(s, [crops[0], crops[1], 10**9], "height")
@@ -204,7 +204,7 @@ def test_grid_pages_unlabelled_crops_by_confidence(project, built):
         for g in first.crops:
             add_label(s, tax, g.crop_id, "height", "tall", annotator_id=ann, provenance="accepted")
     with project.session() as s:
-        page = grid_page(s, "height", "tall", limit=5)
+        page = grid_page(s, "height", "tall", limit=5, count=True)
         assert [(g.confidence, g.crop_id) for g in page.crops] == ref[5:10] and page.total == len(ref) - 5
     with pytest.raises(ValueError):
         with project.session() as s:

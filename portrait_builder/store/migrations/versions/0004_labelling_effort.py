@@ -58,7 +58,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_predictions")),
         sa.UniqueConstraint("crop_id", "attribute", name=op.f("uq_predictions_crop_id")),
     )
-    op.create_index("ix_predictions_attribute_value", "predictions", ["attribute", "value"])
+    op.create_index("ix_predictions_attribute_value", "predictions", ["attribute", "value", "confidence", "crop_id"])
     op.create_table(
         "change_points",
         sa.Column("id", sa.Integer(), nullable=False),
