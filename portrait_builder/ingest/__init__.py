@@ -18,7 +18,6 @@ from portrait_builder.ingest.pipeline import (
     VideoJob,
     commit_batch,
     crop_relpath,
-    file_fingerprint,
     ingest_video,
     produce_video,
 )
@@ -42,7 +41,6 @@ __all__ = [
     "doctor",
     "expand_to_aspect",
     "extract_crop",
-    "file_fingerprint",
     "ingest_video",
     "load_ingest_yaml",
 ]

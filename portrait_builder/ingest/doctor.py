@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from portrait_builder.common import atomic_write_bytes, file_digest
 from portrait_builder.ingest.crops import encode_jpeg, extract_crop
 from portrait_builder.store import Crop, Project, Video
 from portrait_builder.store.project import CONFIG_NAME, OWNER_ONLY_DIR, OWNER_ONLY_FILE
@@ -65,13 +66,12 @@ def doctor(project: Project, repair: bool = False) -> dict:
 
 def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
     """Decode the source video once and cut the missing crops again (same geometry as ingest)."""
-    from portrait_builder.ingest.pipeline import file_fingerprint
     from portrait_builder.video import VideoReader
 
     if video is None or not Path(video[0]).is_file():
         return set()
     src, fingerprint = video
-    if file_fingerprint(src) != fingerprint:
+    if file_digest(src) != fingerprint:
         log.warning("%s changed since it was ingested; cannot re-cut its crops", src)
         return set()
     wanted: dict[int, list] = {}
@@ -84,9 +84,7 @@ def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
             for r in wanted.get(frame.index, ()):
                 target = root / r.path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(target.name + ".tmp")
-                tmp.write_bytes(encode_jpeg(extract_crop(frame.image, (r.x1, r.y1, r.x2, r.y2))))
-                tmp.replace(target)
+                atomic_write_bytes(target, encode_jpeg(extract_crop(frame.image, (r.x1, r.y1, r.x2, r.y2))))
                 done.add(r.path)
             if frame.index >= last:
                 break

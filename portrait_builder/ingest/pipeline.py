@@ -43,7 +43,6 @@ therefore gets two tracks; ids never collide.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import queue
@@ -56,6 +55,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
+from portrait_builder.common import atomic_write_bytes, atomic_write_text, file_digest
 from portrait_builder.detect import Detections, create_detector
 from portrait_builder.errors import UserError
 from portrait_builder.ingest.config import IngestConfig
@@ -69,14 +69,6 @@ log = logging.getLogger(__name__)
 
 _END = object()
 
-
-def file_fingerprint(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of the file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def crop_relpath(video_id: int, frame_index: int, tracker_id: int) -> str:
@@ -449,9 +441,7 @@ class _Writer:
         for c in self.pending:
             rel = crop_relpath(self.video_id, c.frame_index, c.tracker_id)
             target = self.crop_root / rel
-            tmp = target.with_name(target.name + ".tmp")
-            tmp.write_bytes(encode_jpeg(c.image, self.config.jpeg_quality))
-            tmp.replace(target)  # atomic: a file under its final name is always complete
+            atomic_write_bytes(target, encode_jpeg(c.image, self.config.jpeg_quality))  # never a half file
             files.append((rel, target))
             blurs.append(blur_score(c.image))
         t1 = time.perf_counter()
@@ -751,7 +741,7 @@ def prepare_video(project: Project, path: str | Path, config: IngestConfig, dete
     if not info.fps or info.fps <= 0:
         raise UserError(f"{path}: the video stream has no frame rate")
     t_start = time.perf_counter()
-    fingerprint = file_fingerprint(path)
+    fingerprint = file_digest(path)
     with project.session() as s:
         existing = s.scalar(select(Video).where(Video.fingerprint == fingerprint))
         if existing is not None and existing.status == "done":
@@ -870,7 +860,4 @@ def _write_report(project: Project, video_id: int, path: Path, report: dict) -> 
     folder = project.root / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{video_id:05d}_{path.stem}.json"
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2, sort_keys=True), encoding="utf-8")
-    tmp.replace(target)
-    return target
+    return atomic_write_text(target, json.dumps(report, indent=2, sort_keys=True))

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from portrait_builder.common import atomic_write
 from portrait_builder.errors import UserError
 from portrait_builder.store import migrate, security
 from portrait_builder.store.engine import make_engine, retry, writer
@@ -275,11 +276,14 @@ def read_config(root: Path) -> dict:
 def _write_config(root: Path, body: dict) -> None:
     """Replace ``portrait.yaml`` atomically, keeping its permission bits."""
     target = root / CONFIG_NAME
-    tmp = root / (CONFIG_NAME + ".tmp")
-    tmp.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
-    if target.exists():
-        tmp.chmod(stat.S_IMODE(target.stat().st_mode))
-    tmp.replace(target)
+    mode = stat.S_IMODE(target.stat().st_mode) if target.exists() else None
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(yaml.safe_dump(body, sort_keys=False), encoding="utf-8")
+        if mode is not None:
+            tmp.chmod(mode)
+
+    atomic_write(target, write)
 
 
 def config_secrets(root: str | Path, *, repair: bool = False) -> dict:

@@ -28,6 +28,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader
 
+from portrait_builder.common import atomic_write, atomic_write_text
 from portrait_builder.cpus import fit_torch_threads, loader_workers
 from portrait_builder.errors import UserError
 from portrait_builder.release import load_release
@@ -73,9 +74,7 @@ class TrainResult:
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_checkpoint(path: str | Path) -> dict:
@@ -257,9 +256,7 @@ def train(
                 "release_manifest_sha256": manifest_sha,
             }
             _atomic_save(ckpt, last)
-            tmp = out / "history.json.tmp"
-            tmp.write_text(json.dumps(history, indent=1), encoding="utf-8")
-            os.replace(tmp, out / "history.json")
+            atomic_write_text(out / "history.json", json.dumps(history, indent=1))
         if world > 1:
             dist.barrier()
     return TrainResult(checkpoint=last, history=history)
