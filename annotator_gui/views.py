@@ -418,9 +418,12 @@ class IdentityView(LabelView):
         self._confirm(self.proposal.identity_id)
 
     def _confirm(self, identity_id: int | None, gender: str | None = None) -> None:
-        targets = self.targets()
+        # whole-track mode: the track's unlabelled crops beyond the strip go too (as the cluster's other
+        # tracks do), but never a strip crop the annotator left out
+        targets, whole = self.targets(), self.whole_track.isChecked()
+        left_out = [tc.id for tc, b in zip(self.strip, self.strip_buttons, strict=False) if not b.isChecked()]
         done = self.run(self.service.confirm_proposal, targets[0], identity_id, gender=gender, crops=targets[1:],
-                        tracks=self.cluster_tracks())  # fmt: skip
+                        tracks=self.cluster_tracks(), whole_track=whole, exclude=left_out)  # fmt: skip
         if done is not None:
             self.message.emit(f"confirmed: {len(done.crop_ids)} crop(s)")
             self.after_label()

@@ -250,13 +250,16 @@ class CandidateState:
 
 def confirm(
     s: Session, taxonomy, crop_id: int, identity_id: int, *, crops: Sequence[int] = (), tracks: Sequence[int] = (),
+    whole_track: bool = False, exclude: Sequence[int] = (),
     annotator_id: int | None, stamp: float, source: str = "app", gender_attribute: str | None = "gender",
 ) -> tuple[list[LabelRecord], CandidateState | None]:
     """Confirm a character for a crop's cluster in the caller's transaction.
 
     Labels identity (and the character's gender) on the crop (``clicked``), on ``crops`` (more crops
-    of its own track, ``propagated``) and on every crop without an identity label of ``tracks`` (the
-    cluster's other tracks the annotator kept, ``propagated``); marks the crop's candidate confirmed.
+    of its own track, ``propagated``), with ``whole_track`` on every crop of its own track without an
+    identity label but ``exclude`` (the strip crops the annotator left out), and on every crop without
+    an identity label of ``tracks`` (the cluster's other tracks the annotator kept, ``propagated``);
+    marks the crop's candidate confirmed.
     ``tracks`` must lie in the crop's cluster. Returns the labels and the candidate's previous state.
     """
     identity_attribute = next(a.name for a in taxonomy.attributes if a.kind == "identity")
@@ -278,7 +281,9 @@ def confirm(
         strays = sorted(set(others) - set(s.scalars(select(Crop.id).where(Crop.id.in_(others), Crop.track_id == track_id))))
         if strays:
             raise UserError(f"crops {', '.join(map(str, strays[:5]))} are not in the track of crop {crop_id}")
-    others += [c for c in unlabelled_track_crops(s, identity_attribute, tracks) if c not in set(others)]
+    skip = {int(c) for c in exclude} | set(others) | {int(crop_id)}
+    more = unlabelled_track_crops(s, identity_attribute, ([track_id] if whole_track else []) + tracks)
+    others += [c for c in more if c not in skip]
     values: dict[str, str] = {identity_attribute: str(identity.id)}
     if identity.gender is not None and gender_attribute in taxonomy.names:
         values[gender_attribute] = identity.gender
@@ -366,10 +371,12 @@ class ProposalsMixin(CharacterAttributesMixin, CharactersMixin):
 
     def confirm_proposal(
         self, crop_id: int, identity_id: int | None = None, *, gender: str | None = None, name: str | None = None,
-        crops: Iterable[int] = (), tracks: Iterable[int] | None = None, source: str = "app",
+        crops: Iterable[int] = (), tracks: Iterable[int] | None = None, whole_track: bool = False,
+        exclude: Iterable[int] = (), source: str = "app",
     ) -> Action:
         """One key confirms the cluster: identity (and the character's gender) on the crop (``clicked``),
-        on ``crops`` of its own track and on every unlabelled crop of ``tracks`` (``propagated``), and
+        on ``crops`` of its own track (``whole_track``: on all its unlabelled crops but ``exclude``) and
+        on every unlabelled crop of ``tracks`` (``propagated``), and
         the crop's candidate is confirmed. ``identity_id`` None creates the character (with ``gender``,
         and this crop as exemplar) in the same action. ``tracks`` None: the proposal's tracks. Crops
         joining a character inherit its static attributes. One undoable action (undo also puts back
@@ -383,7 +390,7 @@ class ProposalsMixin(CharacterAttributesMixin, CharactersMixin):
             gender = self.taxonomy.encode(GENDER, gender)
         if tracks is None:
             tracks = [t.track_id for t in self.proposal(crop_id).tracks]
-        tracks, crops = list(tracks), [int(c) for c in crops]
+        tracks, crops, exclude = list(tracks), [int(c) for c in crops], [int(c) for c in exclude]
         state: list[CandidateState | None] = []
         chosen: list[int] = []
 
@@ -399,6 +406,7 @@ class ProposalsMixin(CharacterAttributesMixin, CharactersMixin):
                 s.flush()
                 ident = identity.id
             records, before = confirm(s, self.taxonomy, crop_id, ident, crops=crops, tracks=tracks,
+                                      whole_track=whole_track, exclude=exclude,
                                       annotator_id=self.annotator.id, stamp=stamp, source=source,
                                       gender_attribute=GENDER)  # fmt: skip
             labelled = list(dict.fromkeys(r.crop_id for r in records))

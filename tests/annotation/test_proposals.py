@@ -145,6 +145,10 @@ def test_click_leaves_a_track_out_and_it_is_proposed_later(annotated):
         assert labels(project, c)["identity"][0] == str(hero.id)
     assert all(labels(project, c) == {} for c in tracks[t[2]])
     assert labels(project, tracks[t[0]][1]) == {}  # no strip crops given: the rest of its own track stays
+    # whole-track mode: the rest of its own track too, but a crop left out in the strip
+    svc.confirm_proposal(tracks[t[0]][1], hero.id, tracks=[], whole_track=True, exclude=[tracks[t[0]][-1]])
+    assert all(labels(project, c)["identity"][0] == str(hero.id) for c in tracks[t[0]][:-1])
+    assert labels(project, tracks[t[0]][-1]) == {}
     left_out = svc.proposal(tracks[t[2]][0])
     assert left_out.kind == "confirmed" and left_out.identity_id == hero.id
     with pytest.raises(UserError, match="not in the cluster"):
