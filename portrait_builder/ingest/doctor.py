@@ -66,7 +66,7 @@ def doctor(project: Project, repair: bool = False) -> dict:
 
 def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
     """Decode the source video once and cut the missing crops again (same geometry as ingest)."""
-    from portrait_builder.video import VideoReader
+    from portrait_builder.video import VideoReader, probe
 
     if video is None or not Path(video[0]).is_file():
         return set()
@@ -74,6 +74,7 @@ def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
     if file_digest(src) != fingerprint:
         log.warning("%s changed since it was ingested; cannot re-cut its crops", src)
         return set()
+    sar = probe(src).sar  # crops keep true proportions on non-square pixels, as at ingest
     wanted: dict[int, list] = {}
     for r in items:
         wanted.setdefault(r.frame_index, []).append(r)
@@ -84,7 +85,7 @@ def _recut(root: Path, video: tuple[str, str] | None, items: list) -> set[str]:
             for r in wanted.get(frame.index, ()):
                 target = root / r.path
                 target.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_bytes(target, encode_jpeg(extract_crop(frame.image, (r.x1, r.y1, r.x2, r.y2))))
+                atomic_write_bytes(target, encode_jpeg(extract_crop(frame.image, (r.x1, r.y1, r.x2, r.y2), sar)))
                 done.add(r.path)
             if frame.index >= last:
                 break
