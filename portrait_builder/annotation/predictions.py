@@ -17,11 +17,10 @@ from sqlalchemy.orm import Session
 
 from portrait_builder.annotation.character_attributes import current_with_provenance
 from portrait_builder.annotation.history import HistoryMixin
-from portrait_builder.annotation.identities import preload
-from portrait_builder.annotation.tracks import label_segment
+from portrait_builder.annotation.tracks import add_many, forget_labelled, label_segment
 from portrait_builder.annotation.types import Action
 from portrait_builder.errors import UserError
-from portrait_builder.store.labels import LabelRecord, add_label
+from portrait_builder.store.labels import LabelRecord
 from portrait_builder.store.predictions import GRID_PAGE, ValueCount, grid_page, predicted_values, predictions_for
 from portrait_builder.taxonomy import Taxonomy
 
@@ -65,14 +64,8 @@ def accept_grid(
     current = current_with_provenance(s, ids, attribute)
     targets = [c for c in ids
                if c in predicted and predicted[c].value == text and (current.get(c) or (None,))[0] is None]  # fmt: skip
-    held = preload(s, targets)
-    records = [
-        add_label(s, taxonomy, c, attribute, text, annotator_id=annotator_id, source=source, created_at=stamp,
-                  provenance="accepted")
-        for c in targets
-    ]
-    del held
-    return records
+    return add_many(s, taxonomy, targets, attribute, text, annotator_id=annotator_id, stamp=stamp, source=source,
+                    provenance="accepted")
 
 
 class PredictionsMixin(HistoryMixin):
@@ -89,10 +82,12 @@ class PredictionsMixin(HistoryMixin):
             pred = predictions_for(s, [int(crop_id)], attribute).get(int(crop_id))
         if pred is None or pred.value is None:
             raise UserError(f"crop {crop_id} has no prediction of {attribute} (see `portrait prelabel`)")
-        return self._write(lambda s, stamp: label_segment(s, self.taxonomy, crop_id, attribute, pred.value,
-                                                          annotator_id=self.annotator.id, stamp=stamp, source=source,
-                                                          provenance="accepted", along_track=along_track),
-                           source=source)  # fmt: skip
+        action = self._write(lambda s, stamp: label_segment(s, self.taxonomy, crop_id, attribute, pred.value,
+                                                            annotator_id=self.annotator.id, stamp=stamp, source=source,
+                                                            provenance="accepted", along_track=along_track),
+                             source=source)  # fmt: skip
+        forget_labelled(self, action)
+        return action
 
     def predicted_values(self, attribute: str | None = None) -> list[ValueCount]:
         """Values predicted for unlabelled crops of the attribute, most crops first (the grid's choices)."""
@@ -121,6 +116,8 @@ class PredictionsMixin(HistoryMixin):
         self._check_source(source)
         self._check_write([attribute])
         self.taxonomy.encode(attribute, value)
-        return self._write(lambda s, stamp: accept_grid(s, self.taxonomy, ids, attribute, value,
-                                                        annotator_id=self.annotator.id, stamp=stamp, source=source),
-                           source=source)  # fmt: skip
+        action = self._write(lambda s, stamp: accept_grid(s, self.taxonomy, ids, attribute, value,
+                                                          annotator_id=self.annotator.id, stamp=stamp, source=source),
+                             source=source)  # fmt: skip
+        forget_labelled(self, action)
+        return action
