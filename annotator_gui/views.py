@@ -737,17 +737,21 @@ class AttributeView(LabelView):
             text = "-" if sc.value is None else f"{marks.get(sc.provenance, '')}{self._value_text(sc.value)[:9]}"
             style = ("border:3px solid #fc3;" if sc.current else "border:1px solid #555;") + \
                 ("border-left:5px solid #f80;" if sc.change_point else "")
-            key = (str(sc.image_path), text, style)
-            if self._strip_keys[i] != key:
-                if self._strip_keys[i][:1] != key[:1]:
-                    b.setIcon(QIcon(self.cache.pixmap(sc.image_path, STRIP)))
+            # each part re-set only when it changed: a new stylesheet re-polishes the button (the costly part)
+            last = self._strip_keys[i] or ("", "", "", "")
+            if last[0] != str(sc.image_path):
+                b.setIcon(QIcon(self.cache.pixmap(sc.image_path, STRIP)))
+            if last[1] != text:
                 b.setText(text)
+            if last[2] != style:
                 b.setStyleSheet(f"QToolButton{{{style}}}")
-                b.setToolTip(f"crop {sc.id}, frame {sc.frame_index}"
-                             + (f": {self._value_text(sc.value)} ({sc.provenance})" if sc.value is not None else "")
-                             + (" \u00b7 change point" if sc.change_point else "")
-                             + (" \u00b7 no visible face" if sc.face_visible is False else ""))  # fmt: skip
-                self._strip_keys[i] = key
+            tip = (f"crop {sc.id}, frame {sc.frame_index}"
+                   + (f": {self._value_text(sc.value)} ({sc.provenance})" if sc.value is not None else "")
+                   + (" \u00b7 change point" if sc.change_point else "")
+                   + (" \u00b7 no visible face" if sc.face_visible is False else ""))  # fmt: skip
+            if last[3] != tip:
+                b.setToolTip(tip)
+            self._strip_keys[i] = (str(sc.image_path), text, style, tip)
             if b.isHidden():
                 b.show()
         self.cache.prefetch(sc.image_path for sc in strip)

@@ -17,6 +17,12 @@ then drives the real widgets offscreen:
   the exemplars by face; the cluster's tracks are unticked before the click (one crop per click).
 * cluster confirm: Enter with every track of the cluster ticked (all their unlabelled crops in one
   transaction); reported apart, per confirm and per crop, since it writes hundreds of labels.
+* track view (body posture): a value key labels the crop and the rest of its track (25 crops, no
+  change point) -> next crop, its track strip (values, change points) and its prediction -> painted;
+  60 % of crops carry a body-posture prediction (as `portrait prelabel` leaves them); then Enter
+  accepting the prediction shown (a value key where there is none);
+* grid view: Enter accepts a page of 48 crops sharing a predicted value (4 unticked first) -> the next
+  page read and its 48 thumbnails painted.
 
 The same widget is then driven with a naive next-item (the whole crops and current_labels tables
 read per click, image decoded on the UI thread: what a first version would do) and the script prints
@@ -61,12 +67,34 @@ def build(root: Path, n_crops: int, seed: int = 0) -> tuple[Project, dict]:
     project, info = build_store(root, spec)
     add_annotator(project, "bench_age", "annotator", "age")
     add_annotator(project, "bench_id", "annotator", "identity")
+    add_annotator(project, "bench_body", "annotator", "body_posture")
     add_annotator(project, "seed", "maintainer")
     prelabelled = project.status()["attributes"]["age"]["labelled"]
     return project, {"crops": info.crops, "tracks": info.tracks, "build_s": info.seconds, "prelabelled": prelabelled}
 
 
 CLUSTERS_PER_VIDEO = 20  # candidate characters per movie; tracks dealt round-robin (about 10 a cluster)
+PREDICTED = 0.6  # crops with a body-posture prediction
+POSTURES = ("standing", "walking", "sitting", "running")
+
+
+def add_predictions(project: Project, seed: int = 0) -> int:
+    """A body-posture prediction on PREDICTED of the crops (as `portrait prelabel` stores them). Idempotent."""
+    from sqlalchemy import func, insert, select
+
+    from portrait_builder.store.models import Crop, Prediction
+
+    with project.session() as s:
+        if s.scalar(select(func.count()).select_from(Prediction)):
+            return 0
+        ids = list(s.scalars(select(Crop.id).order_by(Crop.id)))
+    rng = np.random.default_rng(seed)
+    keep, value, conf = rng.random(len(ids)) < PREDICTED, rng.integers(0, len(POSTURES), len(ids)), rng.uniform(0.3, 1.0, len(ids))
+    rows = [{"crop_id": c, "attribute": "body_posture", "value": POSTURES[value[i]], "confidence": float(conf[i]),
+             "model": "bench", "created_at": 0.0} for i, c in enumerate(ids) if keep[i]]  # fmt: skip
+    with project.engine.begin() as conn:
+        conn.execute(insert(Prediction), rows)
+    return len(rows)
 
 
 def add_clusters(project: Project, seed: int = 0) -> int:
@@ -149,10 +177,11 @@ def main(argv: list[str] | None = None) -> int:
         project, info = build(tmp / "proj", args.crops)
     t0 = time.perf_counter()
     clusters = add_clusters(project)
+    predicted = add_predictions(project)
     print()
     print(f"store: {info['crops']:,} crops, {VIDEOS} movies, {info['prelabelled']} age labels pre-set; "
           f"built in {info['build_s']:.1f} s ({project.engine.dialect.name}); {clusters} candidate clusters and "
-          f"faces added in {time.perf_counter() - t0:.1f} s")
+          f"faces added, {predicted:,} body-posture predictions, in {time.perf_counter() - t0:.1f} s")
 
     results = {}
     try:
@@ -216,6 +245,50 @@ def main(argv: list[str] | None = None) -> int:
         results["identity view, naive next-item"] = drive(ident, click_id, args.naive_clicks, naive=True)
         ident.service.next_item = original
         ident.close()
+
+        from portrait_builder.annotation import get_annotator
+        from portrait_builder.errors import UserError
+
+        try:
+            get_annotator(project, "bench_body")
+        except UserError:  # a store kept from before this benchmark had the track view
+            add_annotator(project, "bench_body", "annotator", "body_posture")
+        body = AnnotationWindow(AnnotationService(project, "bench_body"))
+        body.show()
+
+        def click_body(view):  # a value key: the crop and the rest of its track
+            view.value_buttons[POSTURES[next(counter) % len(POSTURES)]].click()
+
+        def accept_body(view):  # Enter on the prediction shown; a value key where there is none
+            if view.context is not None and view.context.prediction is not None:
+                view.accept()
+            else:
+                click_body(view)
+
+        drive(body, click_body, 5)
+        results["track view (body posture, key)"] = drive(body, click_body, args.clicks)
+        results["track view, Enter accepts prediction"] = drive(body, accept_body, max(args.clicks // 3, 1))
+        original = body.service.next_item
+        body.service.next_item = lambda: naive_next_item(body.service)
+        results["track view, naive next-item"] = drive(body, click_body, args.naive_clicks, naive=True)
+        body.service.next_item = original
+        grid = body.view.open_grid()
+        app.processEvents()
+        grid_ms = []
+        for _ in range(max(args.clicks // 10, 3)):
+            if grid.page is None or not grid.page.items:
+                break
+            for b in grid.buttons[:4]:  # the wrong ones, unticked by clicks before the timed Enter
+                b.setChecked(False)
+            t0, c0 = time.perf_counter(), time.thread_time()
+            grid.accept()  # accept 44 crops, read the next page
+            app.processEvents()  # ... and paint its thumbnails
+            grid_ms.append((time.perf_counter() - t0, time.thread_time() - c0))
+            grid.cache.wait_idle(1.0)
+            app.processEvents()
+        results["grid view (Enter accepts a page)"] = np.asarray(grid_ms).reshape(-1, 2) * 1000.0
+        grid.close()
+        body.close()
     finally:
         project.close()
         if tmp is not None:
@@ -228,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = t[:, 0], t[:, 1]
         print(f"{name:<36} {len(t):>6} {np.percentile(wall, 50):>8.1f} {np.percentile(wall, 95):>8.1f} "
               f"{wall.max():>8.1f} {np.percentile(cpu, 95):>21.1f}")
-    for view in ("attribute view", "identity view"):
+    for view in ("attribute view", "identity view", "track view"):
         ours = next(v for k, v in results.items() if k.startswith(view) and "naive" not in k)[:, 0]
         naive = next(v for k, v in results.items() if k.startswith(view) and "naive" in k)[:, 0]
         print(f"{view}: naive p95 / ours p95 = {np.percentile(naive, 95) / np.percentile(ours, 95):.1f}x "
