@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import json
 import logging
 import platform
@@ -190,7 +191,7 @@ class ServiceIdentityUI:
         self._confirm(self._screen.proposal.identity_id)
 
     def pick(self, index: int) -> None:
-        self.tally.add("identity", 1)
+        self.tally.add("identity", 1, "pick")
         identity_id = self._screen.exemplars[index].identity_id
         if self._in_cluster():  # the view confirms the picked character for the cluster's ticked tracks too
             self._confirm(identity_id)
@@ -199,7 +200,7 @@ class ServiceIdentityUI:
         self._advance()
 
     def new_identity(self, gender: str) -> None:
-        self.tally.add("identity", 2)
+        self.tally.add("identity", 2, "new")
         if self._in_cluster():
             self._confirm(None, gender)
             return
@@ -208,12 +209,12 @@ class ServiceIdentityUI:
         self._advance()
 
     def unknown_person(self, gender: str) -> None:
-        self.tally.add("identity", 2)
+        self.tally.add("identity", 2, "unknown")
         self.service.unknown_person(self._targets(), gender)
         self._advance()
 
     def not_visible(self) -> None:
-        self.tally.add("identity", 1)
+        self.tally.add("identity", 1, "not_visible")
         self.service.set_label(self._targets(), "identity", UNSURE)
         self._advance()
 
@@ -573,8 +574,9 @@ def run_film(root: Path, movie: Path = FILM, features: tuple[str, ...] = ()) -> 
         return None
     t0 = time.perf_counter()
     proj = root / "film"
-    if portrait(["init", str(proj)]) != 0 or portrait(["ingest", "--no-progress", str(proj), str(movie / "clip.mp4")]) != 0:
-        raise SystemExit("ingest of the development clip failed")
+    with contextlib.redirect_stdout(sys.stderr):  # the commands' own lines must not break --json
+        if portrait(["init", str(proj)]) != 0 or portrait(["ingest", "--no-progress", str(proj), str(movie / "clip.mp4")]):
+            raise SystemExit("ingest of the development clip failed")
     ingest_s = time.perf_counter() - t0
     shutil.copytree(proj, root / "film_baseline")
     out: dict = {"ingest_s": round(ingest_s, 1)}
