@@ -38,11 +38,11 @@ weights: $(PYTHON)
 	done
 
 install: system-deps $(PYTHON)
-	$(PIP) install -q -e .
+	$(PIP) install -q -e ".[all]"
 	$(MAKE) --no-print-directory weights VENV=$(VENV)
 
 install-dev: system-deps $(PYTHON)
-	$(PIP) install -q -e ".[dev]"
+	$(PIP) install -q -e ".[all,dev]"
 	$(MAKE) --no-print-directory weights VENV=$(VENV)
 
 demo: install

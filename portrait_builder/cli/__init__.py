@@ -53,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("portrait: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as exc:
+        # The app-only install ("portrait-builder[app]") has no pipeline packages (torch, OpenCV, ...).
+        if not exc.name or exc.name.split(".")[0] in ("portrait_builder", "annotator_gui"):
+            raise
+        print(f"portrait: error: `portrait {args.command}` needs the full install, which has {exc.name!r}: "
+              f"pip install \"portrait-builder[all]\"", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover
