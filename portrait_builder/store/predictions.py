@@ -138,8 +138,9 @@ def grid_page(
     )
     if after is not None:
         conf, crop_id = float(after[0]), int(after[1])
-        query = query.where(or_(Prediction.confidence < conf,
-                                and_(Prediction.confidence == conf, Prediction.crop_id < crop_id)))
+        # the plain range on confidence lets both databases seek the index to the key; the OR only sorts out ties
+        query = query.where(Prediction.confidence <= conf,
+                            or_(Prediction.confidence < conf, Prediction.crop_id < crop_id))
     query = query.order_by(Prediction.confidence.desc(), Prediction.crop_id.desc()).limit(limit + 1)
     rows = session.execute(query).all()
     crops = [GridCrop(int(i), p, int(v), int(t), int(f), float(c)) for i, p, v, t, f, c in rows[:limit]]
