@@ -22,9 +22,8 @@ from PySide6.QtWidgets import (
 
 from annotator_gui.images import ImageCache
 from portrait_builder.annotation import AnnotationService
-from portrait_builder.annotation.predictions import Grid
+from portrait_builder.annotation.predictions import GRID_PAGE, Grid
 from portrait_builder.errors import UserError
-from portrait_builder.store.predictions import GRID_PAGE
 
 THUMB = QSize(64, 128)
 COLUMNS = 8  # 6 x 8 = GRID_PAGE thumbnails

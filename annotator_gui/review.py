@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
 from annotator_gui.images import ImageCache
 from annotator_gui.views import CropImage
 from portrait_builder.annotation import AnnotationService, ReviewRow, list_annotators
+from portrait_builder.annotation.review import PROVENANCES
 from portrait_builder.errors import UserError
-from portrait_builder.store.labels import PROVENANCES
 
 THUMB = QSize(32, 64)
 PAGE = 200
