@@ -16,9 +16,16 @@ identity: new character                     new_identity(current, gender, also=s
 identity: unknown person                    unknown_person(current + strip, gender)       2  (U, then M / F / 0)
 identity: leave a strip crop out / put in   (changes the targets of the next call)        1  (click on the strip crop)
 identity: whole track off / on              (targets: the current crop only / + strip)    1  (T)
-single-value attribute                      set_label(current, value)                     1  (the value's key)
-expression, one or more expressions         set_label(current, [values])                  n+1 (n toggles, Enter)
-expression, not visible / unsure            set_label(current, "unsure")                  1  (0)
+identity: confirm the proposal              confirm_proposal(current, strip, tracks)      1  (Enter; a new character: + M / F)
+identity: leave a cluster track out         (changes the tracks of the next confirm)      1  (click on the track)
+age / physique / height, per character      label_character_or_track(current, value)      1  (the value's key)
+single-value attribute, one crop            set_label(current, value)                     1  (the value's key)
+posture / expression, to the change point   label_track(shown, value)                     1  (the value's key)
+posture / expression: show a track crop     (the crop shown changes)                      1 + n (a strip click, n steps . / ,)
+posture / expression: mark a change point   toggle_change_point(shown)                    1  (S)
+expression: faces turned away to unsure     label_faceless(shown)                         1  (F)
+expression, one or more expressions         set_label / label_track(.., [values])         n+1 (n toggles, Enter)
+expression, not visible / unsure            set_label / label_track(.., "unsure")         1  (0)
 ==========================================  ==========================================  =====
 
 Gender is written by the identity annotator with each identity decision (the paper: a property of
@@ -27,7 +34,8 @@ the identity); it costs no click of its own and counts in the overall figure wit
 crop-attribute labels / all clicks. The paper's baseline (one decision per crop per attribute:
 identity by exemplar, the Fig. 8 view without whole-track labelling) runs in the same process on a
 second, identical build of the film. The count model is proven against the real widgets in
-tests/effort/test_effort_widgets.py (qtbot sends the same decisions as key presses and clicks).
+tests/effort/test_effort_widgets.py (qtbot sends the same decisions as key presses and clicks to the
+identity view and to the posture view).
 
 The development clip (../shared/data/movie/tears_of_steel) is ingested with the defaults into a
 temporary project; its crops get ground-truth ids by IoU >= 0.4 against the hand boxes on labelled
@@ -69,6 +77,7 @@ GENDER_SET_WITH_IDENTITY = "gender"
 MAX_EXEMPLARS = 48  # what the identity view asks for (annotator_gui.views.MAX_EXEMPLARS)
 STRIP_CROPS = 16  # the track strip's length (annotator_gui.views.STRIP_CROPS)
 CLUSTER_TRACKS = 24  # cluster tracks the proposal shows as toggles (annotator_gui.views.CLUSTER_TRACKS)
+ATTRIBUTE_STRIP = 24  # crops the attribute view's track strip shows (annotator_gui.views.ATTRIBUTE_STRIP)
 HOTKEY_EXEMPLARS = 9  # keys 1-9 pick the first nine exemplars; the rest need a click
 # The baseline costs one service call per crop and attribute (about 30 ms each on a busy 2-core box):
 # it labels its own smaller film of the same generator; its crops per click does not depend on size.
@@ -259,96 +268,96 @@ class ServiceCharacterUI:
         self._item = self.service.next_item()
 
 
-class ServiceTrackUI:
-    """The posture / expression view with the track strip and change points, at service level.
+def show_plan(strip_ids: list[int], order: list[int], shown: int, target: int) -> tuple[int, int | None, int]:
+    """The cheapest way to show ``target`` of the track while ``shown`` is on screen: (clicks, strip crop to
+    click or None, steps with "." (+) or "," (-) after it). ``order``: the track's crop ids by frame."""
+    i = order.index(target)
+    best = (abs(i - order.index(shown)), None, i - order.index(shown))
+    for q in strip_ids:
+        if q != shown and q in order and 1 + abs(i - order.index(q)) < best[0]:
+            best = (1 + abs(i - order.index(q)), q, i - order.index(q))
+    return best
 
-    A value key labels the crop shown and the rest of its track up to the next change point
-    (``label_track``); a key marks a change point at the crop shown (``toggle_change_point``); one key sends
-    the track's crops without a visible face to "unsure" (``label_faceless``). Showing another crop of the
-    track: a click on it in the strip, or on the strip crop before it and one key per crop stepping on.
-    """
+
+class ServiceTrackUI:
+    """The posture / expression view (track strip, change points) at service level, clicks counted as the
+    AttributeView needs them: a value key labels the crop shown and the rest of its track up to the next
+    change point (``label_track``); S marks a change point at the crop shown; F sends the track's crops
+    without a visible face to "unsure"; another crop of the track is shown by a click on it in the strip,
+    or on a strip crop near it and "." / "," steps (:func:`show_plan`)."""
 
     def __init__(self, service: AnnotationService, tally: Tally):
         self.service, self.tally = service, tally
         self.attribute = service.taxonomy.attribute(service.attribute)
         self._item = service.next_item()
+        self._shown = self._item.id if self._item is not None else None
 
     def current(self) -> CropItem | None:
         return self._item
 
-    def context(self):
-        return self.service.track_context(self._item.id)
+    def track_id(self) -> int:
+        return self._item.track_id
 
-    def frames(self, track_id: int) -> list[tuple[int, int]]:
-        """(crop id, frame) of the track in frame order: what stepping through it visits."""
-        with self.service.project.session() as s:
-            return [(r[0], r[1]) for r in s.execute(select(Crop.id, Crop.frame_index).where(Crop.track_id == track_id)
-                                                    .order_by(Crop.frame_index))]  # fmt: skip
+    def change_points(self) -> tuple[int, ...]:
+        return self.service.track_context(self._item.id, strip=ATTRIBUTE_STRIP).change_points
 
-    def show_cost(self, crop_id: int, order: list[int]) -> int:
-        """Clicks to show a crop of the current track: 1 if the strip shows it, else the strip crop before it + steps."""
-        shown = {c.id for c in self.context().strip}
-        if crop_id in shown:
-            return 1
-        i = order.index(crop_id)
-        before = [order.index(c) for c in shown if c in order and order.index(c) < i]
-        return 1 + (i - max(before)) if before else 1 + i
+    def show(self, crop_id: int, order: list[int]) -> None:
+        strip = [c.id for c in self.service.track_context(self._shown, strip=ATTRIBUTE_STRIP).strip]
+        clicks, _, _ = show_plan(strip, order, self._shown, crop_id)
+        self.tally.add(self.attribute.name, clicks, "navigate")
+        self._shown = crop_id
 
-    def mark_change(self, crop_id: int, show: int) -> None:
-        self.tally.add(self.attribute.name, show + 1, "change_point")
-        self.service.toggle_change_point(crop_id)
+    def mark_change(self) -> None:
+        self.tally.add(self.attribute.name, 1, "change_point")
+        self.service.toggle_change_point(self._shown)
 
-    def back(self) -> None:
-        self.tally.add(self.attribute.name, 1, "navigate")  # a click on the crop shown before in the strip
+    def _next(self) -> None:
+        self._item = self.service.next_item()
+        self._shown = self._item.id if self._item is not None else None
 
     def label(self, value) -> None:
         self.tally.add(self.attribute.name, value_keys(self.attribute.multilabel, value))
-        self.service.label_track(self._item.id, value)
-        self._item = self.service.next_item()
+        self.service.label_track(self._shown, value)
+        self._next()
 
-    def faceless(self, crop_id: int | None = None) -> None:
-        """The "not visible" key on the crop shown (``crop_id`` None), or back to the track just finished
-        (Left) and the key there."""
-        self.tally.add(self.attribute.name, 1 if crop_id is None else 2, "faceless")
-        self.service.label_faceless(self._item.id if crop_id is None else crop_id)
-        if crop_id is None:
-            self._item = self.service.next_item()
+    def faceless(self) -> None:
+        self.tally.add(self.attribute.name, 1, "faceless")
+        self.service.label_faceless(self._shown)
+        self._next()
 
 
-def label_dynamic(ui: ServiceTrackUI, world: EffortWorld, attribute: str, tally: Tally) -> None:
+def track_order(project: Project, track_id: int) -> tuple[list[int], dict[int, int]]:
+    """The track's crop ids by frame (what stepping through it visits) and each one's frame."""
+    with project.session() as s:
+        rows = s.execute(select(Crop.id, Crop.frame_index).where(Crop.track_id == track_id)
+                         .order_by(Crop.frame_index)).all()  # fmt: skip
+    return [r[0] for r in rows], {r[0]: r[1] for r in rows}
+
+
+def label_dynamic(ui, world: EffortWorld, attribute: str, tally: Tally) -> None:
     """Work a posture / expression queue track by track: at the first unlabelled crop, mark the change points
-    still missing in the rest of the track, then one value key per segment (the queue shows each segment's
-    first crop in turn); expression: the faces turned away go to "unsure" with one key per track at the end."""
+    still missing in the rest of the track (show the crop, S), come back, then one value key per segment (the
+    queue shows each segment's first crop in turn). Expression: values skip faces turned away; the first such
+    crop the queue shows gets F (the whole track's to "unsure")."""
     expression = world.project.taxonomy.attribute(attribute).multilabel
     while (item := ui.current()) is not None:
-        ctx = ui.context()
-        order_frames = ui.frames(ctx.track_id)
-        order = [c for c, _ in order_frames]
-        frame = dict(order_frames)
         tally.decisions[attribute] += 1
         if expression and not world.face_visible[item.id]:
-            ui.faceless()  # the crop shown turned away: its track's faceless crops to unsure, this one clicked
-        else:
-            rest = order[order.index(item.id):]
-            counted = [c for c in rest if not expression or world.face_visible[c]]  # turned away: fixed at the end
-            wanted = [b for a, b in zip(counted, counted[1:], strict=False)
-                      if world.truth[a][attribute] != world.truth[b][attribute]]  # fmt: skip
-            points = set(ctx.change_points)
-            missing = [c for c in wanted if frame[c] not in points]
-            for c in missing:
-                ui.mark_change(c, ui.show_cost(c, order))
-                points.add(frame[c])
-            if missing:
-                ui.back()
-            ui.label(world.truth[item.id][attribute])
-        nxt = ui.current()
-        if expression and (nxt is None or nxt.track_id != ctx.track_id):
-            hidden = [c for c in order if not world.face_visible[c]]
-            with world.project.session() as s:
-                labels = current_labels(s, hidden)
-            if any(labels.get(c, {}).get(attribute) != UNSURE for c in hidden):
-                tally.decisions[attribute] += 1
-                ui.faceless(hidden[0])
+            ui.faceless()
+            continue
+        order, frame = track_order(world.project, ui.track_id())
+        rest = order[order.index(item.id):]
+        counted = [c for c in rest if not expression or world.face_visible[c]]
+        wanted = [b for a, b in zip(counted, counted[1:], strict=False)
+                  if world.truth[a][attribute] != world.truth[b][attribute]]  # fmt: skip
+        points = set(ui.change_points())
+        missing = [c for c in wanted if frame[c] not in points]
+        for c in missing:
+            ui.show(c, order)
+            ui.mark_change()
+        if missing:
+            ui.show(item.id, order)
+        ui.label(world.truth[item.id][attribute])
 
 
 def value_keys(multilabel: bool, value) -> int:
