@@ -163,8 +163,10 @@ def _spread(n: int, keep: set[int], limit: int) -> list[int]:
 
 
 def track_context(s: Session, taxonomy: Taxonomy, crop_root: Path, crop_id: int, attribute: str, *,
-                  strip: int = STRIP_CROPS, with_prediction: bool = True) -> TrackContext:
-    """See :class:`TrackContext`. Three queries (the track, its change points, the crop's prediction)."""
+                  strip: int = STRIP_CROPS, with_prediction: bool = True, hide_values: bool = False) -> TrackContext:
+    """See :class:`TrackContext`. Three queries (the track, its change points, the crop's prediction).
+
+    ``hide_values``: the strip shows no values (a second opinion must not see the first annotator's)."""
     crop = _crop(s, crop_id)
     rows = track_rows(s, crop.track_id, attribute)
     frames = change_point_frames(s, crop.track_id, attribute)
@@ -177,8 +179,9 @@ def track_context(s: Session, taxonomy: Taxonomy, crop_root: Path, crop_id: int,
     for r in strip_rows:
         first_at_cp = r.frame_index in cps and r.frame_index not in seen_cp
         seen_cp.add(r.frame_index)
-        out.append(StripCrop(r.id, r.frame_index, crop_root / r.path, taxonomy.decode(attribute, r.value),
-                             r.provenance if r.value is not None else None, first_at_cp, r.face_visible,
+        shown = None if hide_values else r.value
+        out.append(StripCrop(r.id, r.frame_index, crop_root / r.path, taxonomy.decode(attribute, shown),
+                             r.provenance if shown is not None else None, first_at_cp, r.face_visible,
                              r.id == crop.id))  # fmt: skip
     start, end = segment_of(frames, crop.frame_index)
     prediction = None
@@ -343,7 +346,7 @@ class TracksMixin(HistoryMixin):
         self.taxonomy.attribute(attribute)
         with self.project.session() as s:
             return track_context(s, self.taxonomy, self.project.crop_root, crop_id, attribute, strip=strip,
-                                 with_prediction=not self.second_opinion)  # fmt: skip
+                                 with_prediction=not self.second_opinion, hide_values=self.second_opinion)  # fmt: skip
 
     def label_track(self, crop_id: int, value, attribute: str | None = None, *, along_track: bool = True,
                     source: str = "app") -> Action:

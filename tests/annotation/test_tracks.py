@@ -59,6 +59,13 @@ def test_one_key_labels_the_track_and_undo_restores_it(body):
     with project.session() as s:  # one action: one timestamp on every label it wrote
         assert s.scalar(select(Label.created_at).where(Label.crop_id == track[0], Label.attribute == BODY)) == \
             s.scalar(select(Label.created_at).where(Label.crop_id == track[-1], Label.attribute == BODY))
+    add_annotator(project, "ann_body2", "annotator", BODY)
+    second = AnnotationService(project, "ann_body2", second_opinion=True)
+    try:  # a second opinion sees the track but not the first annotator's values (no anchoring)
+        assert [c.value for c in second.track_context(track[0]).strip] == [None] * len(track)
+        assert [c.value for c in svc.track_context(track[0]).strip] == ["standing"] * len(track)
+    finally:
+        second.close()
     undone = svc.undo()
     assert set(undone.crop_ids) == set(track)
     assert labels_of(project, track) == [(None, None)] * len(track)
