@@ -145,3 +145,84 @@ def test_widgets_cost_what_the_model_counts(make_world, effort, world_mod, qtbot
     assert by_widgets == by_model and len(by_model) == len(model_world.truth)
     _, per = effort.accuracy(widget_world)
     assert per["identity"] == per["gender"] == 1.0
+
+
+class WidgetTrackUI:
+    """The annotator's hands on the real posture / expression view (AttributeView with its track strip)."""
+
+    def __init__(self, effort, window, qtbot):
+        self.effort, self.view, self.qtbot = effort, window.view, qtbot
+        self.attribute = self.view.attribute
+        self.sent = 0
+
+    def _key(self, key) -> None:
+        self.qtbot.keyClick(self.view, key)
+        self.sent += 1
+
+    def current(self):
+        return self.view.item
+
+    def track_id(self) -> int:
+        return self.view.item.track_id
+
+    def change_points(self) -> tuple[int, ...]:
+        return self.view.context.change_points
+
+    def show(self, crop_id: int, order: list[int]) -> None:
+        strip = [c.id for c in self.view.context.strip]
+        clicks, click, steps = self.effort.show_plan(strip, order, self.view.item.id, crop_id)
+        before = self.sent
+        if click is not None:
+            self.qtbot.mouseClick(self.view.strip_buttons[strip.index(click)], Qt.MouseButton.LeftButton)
+            self.sent += 1
+        for _ in range(abs(steps)):
+            self._key("." if steps > 0 else ",")
+        assert self.view.item.id == crop_id and self.sent - before == clicks
+
+    def mark_change(self) -> None:
+        self._key("s")
+
+    def label(self, value) -> None:
+        hotkey = {v.name: v.hotkey for v in self.attribute.values}
+        values = list(value) if isinstance(value, (list, tuple)) else [value]
+        if not self.attribute.multilabel or values == ["unsure"]:
+            self._key(hotkey[values[0]])
+            return
+        for v in values:
+            self._key(hotkey[v])
+        self._key(Qt.Key.Key_Return)
+
+    def faceless(self) -> None:
+        self._key("f")
+
+
+def test_track_view_costs_what_the_model_counts(make_world, tiny_spec, effort, world_mod, qtbot):
+    """Posture and expression along tracks: change points, steps through the strip, F for faces turned away."""
+    from annotator_gui.app import AnnotationWindow
+
+    assert views.ATTRIBUTE_STRIP == effort.ATTRIBUTE_STRIP
+    spec = world_mod.EffortSpec(characters=2, shots=2, shots_per_scene=1, shot_crops=(30, 34),
+                                background_per_shot=(1, 1), seed=5)  # fmt: skip
+    model_world, widget_world = make_world(spec, "model"), make_world(spec, "widgets")
+    for attr in ("body_posture", "expression"):
+        tally = effort.Tally()
+        with AnnotationService(model_world.project, f"sim_{attr}") as service:
+            effort.label_dynamic(effort.ServiceTrackUI(service, tally), model_world, attr, tally)
+        window = AnnotationWindow(AnnotationService(widget_world.project, f"sim_{attr}"))
+        qtbot.addWidget(window)
+        window.show()
+        hands = WidgetTrackUI(effort, window, qtbot)
+        widget_tally = effort.Tally()
+        effort.label_dynamic(hands, widget_world, attr, widget_tally)
+        window.close()
+        # change points were marked, with crops of the track shown for them (tracks longer than the strip)
+        assert tally.actions[attr, "change_point"] >= 1 and tally.actions[attr, "navigate"] >= 1
+        assert hands.sent == tally.clicks[attr], attr
+        assert widget_tally.decisions == tally.decisions
+    with model_world.project.session() as s:
+        by_model = current_labels(s)
+    with widget_world.project.session() as s:
+        by_widgets = current_labels(s)
+    assert by_widgets == by_model
+    _, per = effort.accuracy(widget_world)
+    assert per["body_posture"] == per["expression"] == 1.0
