@@ -35,7 +35,7 @@ crop-attribute labels / all clicks. The paper's baseline (one decision per crop 
 identity by exemplar, the Fig. 8 view without whole-track labelling) runs in the same process on a
 second, identical build of the film. The count model is proven against the real widgets in
 tests/effort/test_effort_widgets.py (qtbot sends the same decisions as key presses and clicks to the
-identity view and to the posture view).
+identity view, the character-level view and the posture / expression view).
 
 The development clip (../shared/data/movie/tears_of_steel) is ingested with the defaults into a
 temporary project; its crops get ground-truth ids by IoU >= 0.4 against the hand boxes on labelled

@@ -226,3 +226,36 @@ def test_track_view_costs_what_the_model_counts(make_world, tiny_spec, effort, w
     assert by_widgets == by_model
     _, per = effort.accuracy(widget_world)
     assert per["body_posture"] == per["expression"] == 1.0
+
+
+def test_character_view_costs_what_the_model_counts(make_world, tiny_spec, effort, qtbot):
+    """Age once per character (and per track without one): the value key in the real CharacterView."""
+    from annotator_gui.app import AnnotationWindow
+
+    model_world, widget_world = make_world(tiny_spec, "model"), make_world(tiny_spec, "widgets")
+    for world in (model_world, widget_world):  # identity first: the characters the age view labels
+        tally = effort.Tally()
+        with AnnotationService(world.project, "sim_identity") as service:
+            effort.label_identity(effort.ServiceIdentityUI(service, tally), world, tally)
+    tally = effort.Tally()
+    with AnnotationService(model_world.project, "sim_age") as service:
+        effort.label_attribute(effort.ServiceCharacterUI(service, tally), model_world, "age", tally)
+
+    window = AnnotationWindow(AnnotationService(widget_world.project, "sim_age"))
+    qtbot.addWidget(window)
+    window.show()
+    view, sent = window.view, 0
+    hotkey = {v.name: v.hotkey for v in view.attribute.values}
+    while view.item is not None:
+        qtbot.keyClick(view, hotkey[widget_world.truth[view.item.id]["age"]])
+        sent += 1
+    window.close()
+    people = {t.person for t in model_world.tracks.values()}
+    assert sent == tally.clicks["age"] == len(people)  # one key per character and per background track
+    with model_world.project.session() as s:
+        by_model = current_labels(s)
+    with widget_world.project.session() as s:
+        by_widgets = current_labels(s)
+    assert by_widgets == by_model
+    _, per = effort.accuracy(widget_world)
+    assert per["age"] == 1.0
