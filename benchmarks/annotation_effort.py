@@ -703,20 +703,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     spec = EffortSpec(shots=args.shots, characters=args.characters, seed=args.seed)
+    if args.before:
+        features: tuple[str, ...] = ()
+    elif args.features is not None:
+        features = tuple(f for f in args.features.split(",") if f)
+        unknown = sorted(set(features) - set(available_features()))
+        if unknown:
+            ap.error(f"features not available: {', '.join(unknown)}; available: {', '.join(available_features())}")
+    else:
+        features = available_features()
     root = args.keep or Path(tempfile.mkdtemp(prefix="effort_"))
     try:
         t0 = time.perf_counter()
         world = new_world(root / "current", spec)
         build_s = time.perf_counter() - t0
-        if args.before:
-            features: tuple[str, ...] = ()
-        elif args.features is not None:
-            features = tuple(f for f in args.features.split(",") if f)
-            unknown = sorted(set(features) - set(available_features()))
-            if unknown:
-                ap.error(f"features not available: {', '.join(unknown)}; available: {', '.join(available_features())}")
-        else:
-            features = available_features()
         current = run_current(world, features)
         base_world = new_world(root / "baseline", replace(spec, shots=min(args.baseline_shots, spec.shots)))
         baseline = run_baseline(base_world)
