@@ -755,7 +755,7 @@ def print_report(out: dict) -> None:
         c = cur["clicks"].get(attr)
         cpc = cur["crops_per_click"].get(attr)
         bpc = base["crops_per_click"].get(attr)
-        note = "with identity" if attr == GENDER_SET_WITH_IDENTITY else ""
+        note = "  with identity" if attr == GENDER_SET_WITH_IDENTITY else ""
         print(f"{attr:<14}{c if c is not None else '-':>8}{cpc if cpc is not None else note:>13}"
               f"{bpc if bpc is not None else '':>10}{cur['accuracy_per_attribute'][attr]:>10.4f}")
     print(f"features: {', '.join(cur['features']) or 'none (before)'}"
