@@ -17,7 +17,8 @@ MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-m
 PEOPLE = [("ann_body", "annotator", "body_posture"), ("ann_body2", "annotator", "body_posture"),
           ("ann_age", "annotator", "age")]  # fmt: skip
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
+pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)"),
+              pytest.mark.slow]  # a database and four roles of its own
 
 
 def _admin():
