@@ -18,7 +18,7 @@ PEOPLE = [("ann_body", "annotator", "body_posture"), ("ann_body2", "annotator", 
           ("ann_age", "annotator", "age")]  # fmt: skip
 
 pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)"),
-              pytest.mark.slow]  # a database and four roles of its own
+              pytest.mark.slow]  # a database and its roles of its own
 
 
 def _admin():
