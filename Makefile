@@ -7,7 +7,7 @@ PYTHON := $(VENV)/bin/python
 PIP := $(PYTHON) -m pip
 DEMO_DIR ?= demo-output
 
-.PHONY: install install-dev weights system-deps demo test lint
+.PHONY: install install-dev weights system-deps demo test typecheck lint
 
 # Debian packages the product uses when present: ffmpeg (ffprobe), PostgreSQL (team store and its
 # tests), Xvfb and the xcb libraries Qt's window plugin needs (the app on a virtual screen, screenshots).
@@ -50,7 +50,11 @@ demo: install
 
 # PostgreSQL is part of the test matrix (every write path runs on both stores): a server that does
 # not start is an error, not a silent skip.
-test: install-dev
+# The type checker over the library (configuration in pyproject.toml), before the tests.
+typecheck: install-dev
+	$(PYTHON) -m mypy
+
+test: install-dev typecheck
 	@url="$${PORTRAIT_TEST_PG_URL:-$$(.ci/postgres.sh)}"; \
 	if [ -z "$$url" ]; then echo "make test: could not start PostgreSQL (.ci/postgres.sh)" >&2; exit 1; fi; \
 	echo "PostgreSQL for the tests: $$url"; \

@@ -68,7 +68,7 @@ def mot_tracks(seq_dir: str | Path, *, max_tracks: int = 8, min_height: float = 
             frame = cache.get(f) or cache.setdefault(f, Image.open(frames[f]).convert("RGB"))
             x1, y1, w, h = (float(v) for v in r[2:6])
             box = (max(x1, 0.0), max(y1, 0.0), min(x1 + w, frame.width), min(y1 + h, frame.height))
-            imgs.append(frame.crop(tuple(int(round(v)) for v in box)).resize(CROP_SIZE, Image.BILINEAR))
+            imgs.append(frame.crop(tuple(int(round(v)) for v in box)).resize(CROP_SIZE, Image.Resampling.BILINEAR))
             fidx.append(f - 1)  # MOT frame f is video frame index f - 1
             boxes.append(box)
         out.append(SampleTrack(tid, tuple(fidx), tuple(imgs), tuple(boxes)))

@@ -45,7 +45,7 @@ def load_transnetv2(device: str = "cpu"):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
 
-    class _Network(module.TransNetV2):
+    class _Network(module.TransNetV2):  # type: ignore[name-defined]  # loaded from the package's file at run time
         # The package's constructor seeds every RNG, switches torch to deterministic mode for the whole
         # process and unpickles its weights without weights_only: none of that here.
         def _setup_deterministic_behavior(self):
