@@ -255,6 +255,15 @@ class CharacterAttributesMixin(HistoryMixin):
         if effect is not None and redone.labels:
             self._side_effects()[redone.labels[0].label_id] = effect
 
+    def _drop_from_queue(self, action: Action) -> None:
+        # One key labelled a character's or a track's crops, many of them queued here: their leases went
+        # with the write, and next_item would otherwise load each one to find it labelled.
+        done = set(action.crop_ids)
+        if done and any(c in done for c in self._queue):
+            kept = [c for c in self._queue if c not in done]
+            self._queue.clear()
+            self._queue.extend(kept)
+
     def _restore_after_restart(self, s: Session, original: Action) -> None:
         """Hook for parts whose side effects can be recovered from the store (see ProposalsMixin)."""
 
@@ -302,6 +311,7 @@ class CharacterAttributesMixin(HistoryMixin):
             lambda s: store_character_value(s, identity_id, attribute, before[0]),
             lambda s: store_character_value(s, identity_id, attribute, text),
         )
+        self._drop_from_queue(action)
         return action
 
     def set_track_attribute(self, crop_id: int, attribute: str, value, *, source: str = "app") -> Action:
@@ -311,9 +321,11 @@ class CharacterAttributesMixin(HistoryMixin):
         check_character_attribute(self.taxonomy, attribute)
         self._check_write([attribute])
         self.taxonomy.encode(attribute, value)
-        return self._write(lambda s, stamp: set_track_attribute(s, self.taxonomy, crop_id, attribute, value,
-                                                                annotator_id=self.annotator.id, stamp=stamp,
-                                                                source=source), source=source)  # fmt: skip
+        action = self._write(lambda s, stamp: set_track_attribute(s, self.taxonomy, crop_id, attribute, value,
+                                                                  annotator_id=self.annotator.id, stamp=stamp,
+                                                                  source=source), source=source)  # fmt: skip
+        self._drop_from_queue(action)
+        return action
 
     def label_character_or_track(self, crop_id: int, value, attribute: str | None = None, *, source: str = "app") -> Action:
         """What the character-level view's value key does: the crop's character when it has one, else its track."""

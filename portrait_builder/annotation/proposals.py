@@ -416,6 +416,7 @@ class ProposalsMixin(CharacterAttributesMixin, CharactersMixin):
             return records
 
         action = self._write(fn, source=source)
+        self._drop_from_queue(action)
         before, ident = state[0], chosen[0]
         with self.project.session() as s:
             self._forget_movie(s.scalar(select(Crop.video_id).where(Crop.id == int(crop_id))))
