@@ -35,6 +35,7 @@ from portrait_builder.store.predictions import (
 from portrait_builder.store.project import StorePermissionError
 from portrait_builder.taxonomy import Taxonomy
 from portrait_builder.train.augment import Normalize
+from portrait_builder.train.config import TrainConfig
 from portrait_builder.train.data import CropDataset, Task
 from portrait_builder.train.engine import load_checkpoint, model_from_checkpoint
 
@@ -132,7 +133,9 @@ def prelabel(
 
     checkpoint = Path(checkpoint)
     ckpt = load_checkpoint(checkpoint)
-    model, config, tasks = model_from_checkpoint(ckpt)
+    # the model is built only when there is work: a rerun with nothing left returns in a moment
+    config = TrainConfig.from_dict(ckpt["config"])
+    tasks = [Task.from_dict(t) for t in ckpt["tasks"]]
     digest = file_digest(checkpoint)
     chosen = _tasks(tasks, project.taxonomy, attributes)
     if batch_size is not None and batch_size < 1:
@@ -169,6 +172,7 @@ def prelabel(
     if missing:
         raise UserError(f"{len(missing)} crop images are missing under {root} (first: {missing[0]})")
 
+    model, _, _ = model_from_checkpoint(ckpt)
     fit_torch_threads()
     workers = loader_workers(config.num_workers if num_workers is None else num_workers)
     loader = DataLoader(CropDataset(root, files, config.input_size), batch_size=batch_size or config.eval_batch_size,
