@@ -16,7 +16,8 @@ PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
 MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
 PEOPLE = [("ann_id", "annotator", "identity"), ("ann_age", "annotator", "age")]
 
-pytestmark = pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
+pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)"),
+              pytest.mark.slow]  # a database and its roles of its own
 
 
 def _admin(database=None):
