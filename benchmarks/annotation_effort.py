@@ -191,7 +191,11 @@ class ServiceIdentityUI:
     def _confirm(self, identity_id: int | None, gender: str | None = None) -> None:
         sc, targets = self._screen, self._targets()
         tracks = [t.track_id for t, on in zip(sc.cluster, sc.cluster_ticked, strict=True) if on]
-        self.service.confirm_proposal(targets[0], identity_id, gender=gender, crops=targets[1:], tracks=tracks)
+        # as the identity view does: in whole-track mode the track's crops beyond the strip go too,
+        # never a strip crop left unticked
+        left_out = [tc.id for tc, on in zip(sc.strip, sc.ticked, strict=True) if not on]
+        self.service.confirm_proposal(targets[0], identity_id, gender=gender, crops=targets[1:], tracks=tracks,
+                                      whole_track=self.whole_track, exclude=left_out)
         self._advance()
 
     def confirm(self) -> None:
