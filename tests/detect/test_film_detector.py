@@ -12,7 +12,7 @@ import pytest
 
 from portrait_builder.boxes import box_iou, xywh_to_xyxy
 from portrait_builder.detect import create_detector, detector_names
-from portrait_builder.detect.film import face_anchored_boxes, fuse, square_tiles
+from portrait_builder.detect.film import face_anchored_boxes, fuse, needs_zoom, square_tiles, zoom_tiles
 from portrait_builder.detect.ssdlite import anchors
 from portrait_builder.detect.types import Detections
 from portrait_builder.errors import UserError
@@ -273,3 +273,28 @@ def test_bad_options_are_one_line_errors():
         create_detector("film", weights="x.pb")
     with pytest.raises(UserError, match="valid options"):
         create_detector("film", upscale=2.0)
+
+
+def test_zoom_tiles_cover_the_frame_with_overlap():
+    tiles = zoom_tiles(360, 480)
+    assert len(tiles) == 16
+    assert min(t[0] for t in tiles) == 0 and min(t[1] for t in tiles) == 0
+    assert max(t[2] for t in tiles) == 360 and max(t[3] for t in tiles) == 480
+    cover = np.zeros((360, 480), int)
+    for y0, x0, y1, x1 in tiles:
+        cover[y0:y1, x0:x1] += 1
+    assert cover.min() >= 1 and (cover >= 2).any()  # neighbours overlap, nothing left out
+
+
+def test_zoom_only_when_every_person_is_small():
+    small = np.array([[10, 10, 30, 60], [100, 100, 120, 170]], np.float32)  # 50 and 70 px of 360
+    tall = np.array([[200, 20, 300, 340]], np.float32)
+    scores = np.array([0.6, 0.4], np.float32)
+    no_faces = np.zeros((0, 4), np.float32)
+    assert needs_zoom(small, scores, no_faces, 360)
+    assert not needs_zoom(np.concatenate([small, tall]), np.r_[scores, 0.9], no_faces, 360)
+    # a weak tall box does not count; a large face (close-up) does; nobody found: no zoom
+    assert needs_zoom(np.concatenate([small, tall]), np.r_[scores, 0.25], no_faces, 360)
+    big_face = np.array([[200, 50, 260, 130]], np.float32)
+    assert not needs_zoom(small, scores, big_face, 360)
+    assert not needs_zoom(no_faces, np.zeros(0, np.float32), no_faces, 360)
