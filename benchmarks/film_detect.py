@@ -48,6 +48,7 @@ CANDIDATES: dict[str, tuple[str, dict]] = {
     "faces anchored": ("film", {"persons": False}),
     "ssdlite 0.5 + faces": ("film", {"person_threshold": 0.5}),
     "ssdlite tiles 0.5 + faces": ("film", {"person_threshold": 0.5, "tiles": True}),
+    "film without zoom": ("film", {"zoom": False}),
     "ssdlite 0.2 + faces (film)": ("film", {}),
 }
 
