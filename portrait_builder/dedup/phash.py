@@ -6,8 +6,8 @@ bit ``i`` (row-major, most significant first) = coefficient ``i`` > median.
 
 Per image, imagehash spends most of its time outside the maths: PIL's file plugin machinery, the
 decode, and a LANCZOS resize done row by row. Here the JPEG decode goes through OpenCV (the same
-libjpeg-turbo algorithm with the same defaults, so the same RGB pixels; checked per run on the first
-images against PIL, and the tests compare against imagehash), and the grey conversion, the resize
+libjpeg-turbo algorithm with the same defaults, so the same RGB pixels; the tests compare the hashes
+against imagehash's), and the grey conversion, the resize
 and the DCT run on a whole stack of same-sized images at once, in exact integer arithmetic that
 reproduces Pillow's fixed-point code (``Convert.c`` ``rgb2l`` and ``Resample.c``). Anything the fast
 path does not understand (PNG with alpha, CMYK/progressive oddities, 16-bit, palette images) goes

@@ -9,7 +9,7 @@ from portrait_builder.detect.base import Detector
 from portrait_builder.errors import UserError
 
 # name -> "module:Class". Lazy strings: a backend's heavy imports happen only when it is chosen, and a
-# backend whose module is not installed yet (jde before its issue lands) fails with a clear line.
+# backend whose module or weights are missing from this installation fails with a clear line.
 DETECTORS: dict[str, str] = {
     "film": "portrait_builder.detect.film:FilmDetector",
     "hog": "portrait_builder.detect.hog:HOGDetector",
