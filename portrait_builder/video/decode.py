@@ -191,6 +191,47 @@ def parse_ffmpeg_header(stderr: str, path: str) -> VideoInfo:
 _SHOWINFO_RE = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(-?[\d.e+-]+|NOPTS)")
 
 
+class FfmpegLog:
+    """What ffmpeg's stderr says about a decode, read on its own thread: the pts of each output frame
+    (logged by the ``showinfo`` filter) and the first decoder errors."""
+
+    MAX_ERRORS = 50  # a corrupt stream can report thousands
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._pts: dict[int, float] = {}
+        self._done = False
+        self.errors: list[str] = []
+
+    def read(self, stream) -> None:
+        """Consume ``stream`` (ffmpeg's stderr, bytes lines) to its end."""
+        for raw in stream:
+            line = raw.decode("utf-8", "replace").rstrip()
+            if "showinfo" in line:
+                m = _SHOWINFO_RE.search(line)
+                if m:
+                    t = m.group(3)
+                    with self._cond:
+                        self._pts[int(m.group(1))] = float("nan") if t == "NOPTS" else float(t)
+                        self._cond.notify_all()
+                continue
+            if "[error]" in line or "[fatal]" in line:
+                with self._cond:
+                    if len(self.errors) < self.MAX_ERRORS:
+                        self.errors.append(_clean(line))
+        with self._cond:
+            self._done = True
+            self._cond.notify_all()
+
+    def pts(self, out_n: int) -> float | None:
+        """The pts of output frame ``out_n`` (NaN: the frame has none; None: never logged)."""
+        with self._cond:
+            # showinfo logs a frame before ffmpeg writes it, so this wait is short; the timeout only
+            # guards against a logger that stops (then the caller uses the nominal time).
+            self._cond.wait_for(lambda: out_n in self._pts or self._done, timeout=5.0)
+            return self._pts.pop(out_n, None)
+
+
 class VideoReader:
     """Iterate the frames of a video that tracking needs.
 
@@ -213,10 +254,7 @@ class VideoReader:
         self.last_index = -1
         self._proc: subprocess.Popen | None = None
         self._stderr_thread: threading.Thread | None = None
-        self._cond = threading.Condition()
-        self._pts: dict[int, float] = {}
-        self._errors: list[str] = []
-        self._stderr_done = False
+        self._log = FfmpegLog()
 
     # -- process --------------------------------------------------------------------------------------
     def _command(self) -> list[str]:
@@ -237,30 +275,10 @@ class VideoReader:
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if "showinfo" in line:
-                m = _SHOWINFO_RE.search(line)
-                if m:
-                    t = m.group(3)
-                    with self._cond:
-                        self._pts[int(m.group(1))] = float("nan") if t == "NOPTS" else float(t)
-                        self._cond.notify_all()
-                continue
-            if "[error]" in line or "[fatal]" in line:
-                with self._cond:
-                    if len(self._errors) < 50:  # a corrupt stream can report thousands
-                        self._errors.append(_clean(line))
-        with self._cond:
-            self._stderr_done = True
-            self._cond.notify_all()
+        self._log.read(self._proc.stderr)
 
     def _timestamp(self, out_n: int, index: int) -> float:
-        with self._cond:
-            # showinfo logs a frame before the muxer writes it, so this wait is short; the timeout only
-            # guards against a logger that stops (then the nominal time is used).
-            self._cond.wait_for(lambda: out_n in self._pts or self._stderr_done, timeout=5.0)
-            t = self._pts.pop(out_n, None)
+        t = self._log.pts(out_n)
         if t is None or t != t:
             return index / self.info.fps if self.info.fps else float(index)
         return t
@@ -304,7 +322,7 @@ class VideoReader:
                 if buf is None:
                     break
                 if len(buf) < size:
-                    self._errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
+                    self._log.errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
                     break
                 index = self._index_of(out_n)
                 image = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
@@ -326,8 +344,8 @@ class VideoReader:
         return first + out_n * self.stride
 
     def _verdict(self, rc: int) -> str | None:
-        if self._errors:
-            return f"decode error after frame {self.last_index}: {self._errors[0]}"
+        if self._log.errors:
+            return f"decode error after frame {self.last_index}: {self._log.errors[0]}"
         if rc != 0:
             return f"ffmpeg exited with status {rc} after frame {self.last_index}"
         declared = self.info.frame_count

@@ -26,7 +26,6 @@ from __future__ import annotations
 import logging
 import os
 import queue
-import re
 import subprocess
 import threading
 from collections.abc import Callable
@@ -35,12 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from portrait_builder.errors import UserError
-from portrait_builder.video.decode import SHORTFALL_TOLERANCE, Frame, VideoInfo, _clean, ffmpeg_exe
+from portrait_builder.video.decode import SHORTFALL_TOLERANCE, FfmpegLog, Frame, VideoInfo, ffmpeg_exe
 from portrait_builder.video.letterbox import PictureArea
 
 log = logging.getLogger(__name__)
 
-_SHOWINFO_RE = re.compile(r"\bn:\s*(\d+)\s+pts:\s*(-?\d+|NOPTS)\s+pts_time:\s*(-?[\d.e+-]+|NOPTS)")
 _END = object()
 
 
@@ -106,10 +104,7 @@ class FilmDecoder:
         # the few frames by which ffmpeg's outputs can be out of step.
         self._full: queue.Queue = queue.Queue(maxsize=2)
         self._stop = threading.Event()
-        self._cond = threading.Condition()
-        self._pts: dict[int, float] = {}
-        self._errors: list[str] = []
-        self._stderr_done = False
+        self._log = FfmpegLog()
         self._threads: list[threading.Thread] = []
         self._proc: subprocess.Popen | None = None
         self.error: str | None = None
@@ -230,7 +225,7 @@ class FilmDecoder:
                 if buf is None:
                     break
                 if len(buf) < size:
-                    self._errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
+                    self._log.errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
                     break
                 index = first + out_n * self.plan.stride
                 frame = Frame(index, self._timestamp(out_n, index), np.frombuffer(buf, np.uint8).reshape(h, w, 3))
@@ -272,30 +267,10 @@ class FilmDecoder:
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            line = raw.decode("utf-8", "replace").rstrip()
-            if "showinfo" in line:
-                m = _SHOWINFO_RE.search(line)
-                if m:
-                    t = m.group(3)
-                    with self._cond:
-                        self._pts[int(m.group(1))] = float("nan") if t == "NOPTS" else float(t)
-                        self._cond.notify_all()
-                continue
-            if "[error]" in line or "[fatal]" in line:
-                with self._cond:
-                    if len(self._errors) < 50:  # a corrupt stream can report thousands
-                        self._errors.append(_clean(line))
-        with self._cond:
-            self._stderr_done = True
-            self._cond.notify_all()
+        self._log.read(self._proc.stderr)
 
     def _timestamp(self, out_n: int, index: int) -> float:
-        with self._cond:
-            # showinfo logs a frame before ffmpeg writes it, so this wait is short; the timeout only
-            # guards against a logger that stops (then the nominal time is used).
-            self._cond.wait_for(lambda: out_n in self._pts or self._stderr_done, timeout=5.0)
-            t = self._pts.pop(out_n, None)
+        t = self._log.pts(out_n)
         fps = self.plan.info.fps
         if t is None or t != t:
             return index / fps if fps else float(index)
@@ -354,8 +329,8 @@ class FilmDecoder:
         return self.error
 
     def _verdict(self, rc: int) -> str | None:
-        if self._errors:
-            return f"decode error after frame {self.last_index}: {self._errors[0]}"
+        if self._log.errors:
+            return f"decode error after frame {self.last_index}: {self._log.errors[0]}"
         if rc != 0:
             return f"ffmpeg exited with status {rc} after frame {self.last_index}"
         declared = self.plan.info.frame_count
