@@ -17,10 +17,10 @@ from sqlalchemy.orm import Session
 
 from portrait_builder.annotation.character_attributes import current_with_provenance
 from portrait_builder.annotation.history import HistoryMixin
-from portrait_builder.annotation.tracks import add_many, forget_labelled, label_segment
+from portrait_builder.annotation.tracks import forget_labelled, label_segment
 from portrait_builder.annotation.types import Action
 from portrait_builder.errors import UserError
-from portrait_builder.store.labels import LabelRecord
+from portrait_builder.store.labels import LabelRecord, add_labels
 from portrait_builder.store.predictions import GRID_PAGE, ValueCount, grid_page, predicted_values, predictions_for
 from portrait_builder.taxonomy import Taxonomy
 
@@ -64,7 +64,7 @@ def accept_grid(
     current = current_with_provenance(s, ids, attribute)
     targets = [c for c in ids
                if c in predicted and predicted[c].value == text and (current.get(c) or (None,))[0] is None]  # fmt: skip
-    return add_many(s, taxonomy, targets, attribute, text, annotator_id=annotator_id, stamp=stamp, source=source,
+    return add_labels(s, taxonomy, targets, attribute, text, annotator_id=annotator_id, stamp=stamp, source=source,
                     provenance="accepted")
 
 

@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, delete, insert, select, text
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, delete, select
 from sqlalchemy.orm import Session
 
 from portrait_builder.annotation.history import HistoryMixin
 from portrait_builder.annotation.types import Action
 from portrait_builder.errors import UserError
-from portrait_builder.store.labels import PROVENANCES, SOURCES, LabelRecord, add_label
+from portrait_builder.store.labels import LabelRecord, add_label, add_labels
 from portrait_builder.store.models import ChangePoint, Crop, CurrentLabel, Label
 from portrait_builder.store.predictions import predictions_for
 from portrait_builder.taxonomy import Taxonomy
@@ -202,47 +201,6 @@ def track_context(s: Session, taxonomy: Taxonomy, crop_root: Path, crop_id: int,
 
 
 # -- writes --------------------------------------------------------------------------------------
-def add_many(s: Session, taxonomy: Taxonomy, crop_ids: Sequence[int], attribute: str, value, *,
-             annotator_id: int | None, stamp: float, source: str, provenance: str) -> list[LabelRecord]:
-    """One value on many crops of a track: what :func:`~portrait_builder.store.labels.add_label` writes, in
-    one INSERT and one current-labels move instead of two statements per crop (a key labels a whole
-    track: 25 crops cost 50 round trips that way, most of a click's budget).
-
-    Only for attributes of a fixed value set (the value is validated once; the crops come from the
-    track just read). Identity values need add_label's per-crop movie check and go through it.
-    """
-    if not crop_ids:
-        return []
-    if taxonomy.attribute(attribute).kind == "identity":
-        return [add_label(s, taxonomy, c, attribute, value, annotator_id=annotator_id, source=source, created_at=stamp,
-                          provenance=provenance) for c in crop_ids]  # fmt: skip
-    if source not in SOURCES or provenance not in PROVENANCES:
-        raise ValueError(f"unknown label source {source!r} or provenance {provenance!r}")
-    text_value = taxonomy.encode(attribute, value)
-    rows = [{"crop_id": int(c), "attribute": attribute, "value": text_value, "annotator_id": annotator_id,
-             "source": source, "created_at": stamp, "provenance": provenance} for c in crop_ids]  # fmt: skip
-    ids = [r.id for r in s.execute(insert(Label).returning(Label.id, sort_by_parameter_order=True), rows)]
-    if s.get_bind().dialect.name == "postgresql":
-        # the same definer's-rights function add_label calls: writers have no write access to current_labels
-        s.execute(text("SELECT portrait_set_current(i) FROM unnest(CAST(:ids AS integer[])) AS i"), {"ids": ids})
-    else:
-        for start in range(0, len(ids), 150):  # 5 parameters a row: under SQLite's bound-parameter limit
-            stmt = sqlite_insert(CurrentLabel).values([
-                {"crop_id": r["crop_id"], "attribute": attribute, "value": text_value, "label_id": i,
-                 "annotator_id": annotator_id}
-                for r, i in zip(rows[start:start + 150], ids[start:start + 150], strict=True)])  # fmt: skip
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[CurrentLabel.crop_id, CurrentLabel.attribute],
-                set_={"value": stmt.excluded.value, "label_id": stmt.excluded.label_id,
-                      "annotator_id": stmt.excluded.annotator_id},
-                where=CurrentLabel.label_id < stmt.excluded.label_id,
-            )
-            s.execute(stmt)
-    s.expire_all()  # ORM rows of current_labels loaded in this session follow the statements above
-    return [LabelRecord(i, r["crop_id"], attribute, text_value, annotator_id, source, stamp, provenance)
-            for r, i in zip(rows, ids, strict=True)]  # fmt: skip
-
-
 def label_segment(
     s: Session, taxonomy: Taxonomy, crop_id: int, attribute: str, value, *, annotator_id: int | None, stamp: float,
     source: str = "app", provenance: str = "clicked", along_track: bool = True,
@@ -265,7 +223,7 @@ def label_segment(
                    and not (needs_face and r.face_visible is False)]  # fmt: skip
     records = [add_label(s, taxonomy, crop.id, attribute, text, annotator_id=annotator_id, source=source,
                          created_at=stamp, provenance=provenance)]  # fmt: skip
-    records += add_many(s, taxonomy, [r.id for r in targets], attribute, text, annotator_id=annotator_id,
+    records += add_labels(s, taxonomy, [r.id for r in targets], attribute, text, annotator_id=annotator_id,
                         stamp=stamp, source=source, provenance="propagated")
     log.debug("track %d %s=%s: crop %d and %d more", crop.track_id, attribute, text, crop.id, len(targets))
     return records
@@ -286,7 +244,7 @@ def label_faceless(
         raise UserError(f"track {crop.track_id}: no crop without a visible face is left to label")
     records = [add_label(s, taxonomy, crop.id, attribute, unsure, annotator_id=annotator_id, source=source,
                          created_at=stamp) for r in rows if r.id == crop.id]  # fmt: skip
-    return records + add_many(s, taxonomy, [r.id for r in rows if r.id != crop.id], attribute, unsure,
+    return records + add_labels(s, taxonomy, [r.id for r in rows if r.id != crop.id], attribute, unsure,
                               annotator_id=annotator_id, stamp=stamp, source=source, provenance="propagated")
 
 
