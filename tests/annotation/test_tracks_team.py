@@ -6,11 +6,12 @@ that change point nor mark one for an attribute it does not label, even with pla
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
+
+from portrait_builder.testing.team import admin_connection, login_url, team_store
 
 PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
 MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
@@ -21,49 +22,15 @@ pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not se
               pytest.mark.slow]  # a database and its roles of its own
 
 
-def _admin():
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    url = make_url(PG_URL).set(drivername="postgresql")
-    return psycopg.connect(url.render_as_string(hide_password=False), autocommit=True)
-
-
-def _login_url(login, database):
-    from sqlalchemy.engine import make_url
-
-    return make_url(PG_URL).set(username=login, password=None, database=database,
-                                drivername="postgresql").render_as_string(hide_password=False)  # fmt: skip
+def _admin(database=None):
+    return admin_connection(PG_URL, database)
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     """A store set up as docs/team.md says: a maintainer login owning the database, one login per person."""
-    from portrait_builder.annotation import add_annotator
-    from portrait_builder.store import Project
-    from portrait_builder.store.security import group_role_names
-    from portrait_builder.testing.annotation_sample import populate_sample
-
-    suffix = uuid.uuid4().hex[:8]
-    database, owner = f"pb_h11_{suffix}", f"pb_h11_owner_{suffix}"
-    logins = {name: f"pb_h11_{name}_{suffix}" for name, _, _ in PEOPLE}
-    roles = [*logins.values(), owner, *group_role_names(database).values()]
-    with _admin() as conn:
-        conn.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
-        conn.execute(f'CREATE DATABASE "{database}" OWNER "{owner}"')
-    try:
-        root = tmp_path_factory.mktemp("team") / "project"
-        project = Project.init(root, db_url=_login_url(owner, database))
-        populate_sample(project, [MOT] if MOT.is_dir() else [], max_tracks=3)
-        for name, role, attribute in PEOPLE:
-            add_annotator(project, name, role, attribute, db_login=logins[name], password=f"pw-{suffix}-{name}")
-        project.close()
-        yield root, database, logins
-    finally:
-        with _admin() as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
-            for role in roles:
-                conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+    with team_store(PG_URL, tmp_path_factory.mktemp("team") / "project", PEOPLE, tag="h11", mot_dir=MOT) as t:
+        yield t
 
 
 def test_change_points_and_track_labels_as_each_login(team, monkeypatch):
@@ -126,7 +93,7 @@ def test_change_points_and_track_labels_as_each_login(team, monkeypatch):
             assert s.scalar(select(ChangePoint.id)) is None
         body.redo()
     # plain SQL: the age login may not mark a posture change point, nor one as somebody else
-    with psycopg.connect(_login_url(logins["ann_age"], database), autocommit=True) as conn:
+    with psycopg.connect(login_url(PG_URL, logins["ann_age"], database), autocommit=True) as conn:
         me = conn.execute("SELECT portrait_me()").fetchone()[0]
         for attribute, who in (("body_posture", me), ("age", me + 100)):
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
