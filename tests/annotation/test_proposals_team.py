@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from portrait_builder.testing.team import admin_connection, login_url, team_store
+from portrait_builder.testing.team import login_url, team_store
 
 PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
 MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
@@ -19,10 +19,6 @@ PEOPLE = [("ann_id", "annotator", "identity"), ("ann_age", "annotator", "age")]
 
 pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)"),
               pytest.mark.slow]  # a database and its roles of its own
-
-
-def _admin(database=None):
-    return admin_connection(PG_URL, database)
 
 
 @pytest.fixture(scope="module")
