@@ -18,10 +18,9 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.orm import Session
 
 from portrait_builder.annotation.history import HistoryMixin
-from portrait_builder.annotation.identities import preload
 from portrait_builder.annotation.types import Action
 from portrait_builder.errors import UserError
-from portrait_builder.store.labels import LabelRecord, add_label
+from portrait_builder.store.labels import LabelRecord, add_label, add_labels
 from portrait_builder.store.models import Crop, CurrentLabel, Identity, Label
 from portrait_builder.taxonomy import Taxonomy
 
@@ -97,13 +96,10 @@ def _write_missing(
     """Label the crops that have no hand-set label of ``attribute`` and do not already hold ``value``."""
     current = current_with_provenance(s, crop_ids, attribute)
     targets = [c for c in crop_ids if not is_hand_set(current.get(c)) and (current.get(c) or (None,))[0] != value]
-    held = preload(s, targets)  # add_label's per-row checks then hit the identity map
-    records = [
-        add_label(s, taxonomy, c, attribute, value, annotator_id=annotator_id, source=source, created_at=stamp,
-                  provenance=provenance)
-        for c in targets
-    ]
-    del held
+    # one INSERT and one current-labels move: a key on a character or a track writes tens to hundreds
+    # of labels (250,000-crop store: 17 rows a key one at a time were 60 % of the key's 46 ms)
+    records = add_labels(s, taxonomy, targets, attribute, value, annotator_id=annotator_id, stamp=stamp,
+                         source=source, provenance=provenance)
     return records
 
 
