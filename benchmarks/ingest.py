@@ -69,6 +69,39 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+class RssSampler:
+    """Resident memory of this process sampled every ``every`` s in a thread: how much it grows over a run."""
+
+    def __init__(self, every: float = 0.25):
+        import threading
+
+        self.every, self.samples = every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def rss_mib() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(self.rss_mib())
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def quarters(self) -> list[float]:
+        """Peak resident MiB in each quarter of the run: flat when the last quarters do not exceed the first."""
+        n = len(self.samples)
+        return [round(max(self.samples[i * n // 4:max((i + 1) * n // 4, i * n // 4 + 1)]), 1) for i in range(4)] if n else []
+
+
 def ffmpeg_decode_seconds(path: Path) -> float:
     """ffmpeg decoding every frame to nothing: the floor any ingest of this file sits on."""
     t = time.perf_counter()
@@ -96,8 +129,10 @@ def film(args) -> dict:
     build_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=work) as d:
         project = Project.init(Path(d) / "p")
+        rss0 = RssSampler.rss_mib()
         cpu0, t = _cpu(), time.perf_counter()
-        report = ingest_video(project, clip, config, progress=False, detector=detector)
+        with RssSampler() as rss:
+            report = ingest_video(project, clip, config, progress=False, detector=detector)
         wall, cpu = time.perf_counter() - t, _cpu() - cpu0
         project.close()
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -114,6 +149,7 @@ def film(args) -> dict:
         "shot_cuts": report["shot_cuts"], "working_size": report["working_size"], "picture_area": report["picture_area"],
         "track_stride": report["track_stride"],
         "stage_seconds": sec, "phash_share_of_wall": round(sec.get("phash", 0.0) / wall, 4),
+        "rss_mib_before": round(rss0, 1), "rss_mib_peak_by_quarter": rss.quarters(),
         "cpus": ncpu,
         "load_average_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
@@ -135,6 +171,8 @@ def print_film(r: dict) -> None:
     print("stage seconds (threads overlap; 'decode' is the detect stage waiting for frames):")
     print("  " + ", ".join(f"{k} {v:.2f}" for k, v in r["stage_seconds"].items()))
     print(f"pHash at write: {r['stage_seconds'].get('phash', 0):.3f} s = {100 * r['phash_share_of_wall']:.2f}% of the wall (target < 2%)")
+    print(f"resident memory: {r['rss_mib_before']} MiB before, peak per quarter of the run {r['rss_mib_peak_by_quarter']} MiB "
+          "(flat: the later quarters no higher than the first)")
     print(f"cpus {r['cpus']}, load average at the end {r['load_average_at_end']}")
 
 
