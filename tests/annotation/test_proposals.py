@@ -10,7 +10,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sqlalchemy import select
 
 from portrait_builder.annotation import AnnotationPermissionError, AnnotationService
-from portrait_builder.annotation.proposals import FACE_MATCH_DISTANCE
+from portrait_builder.annotation.faces import FACE_MATCH_DISTANCE
 from portrait_builder.errors import UserError
 from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
 
