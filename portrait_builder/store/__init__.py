@@ -16,6 +16,7 @@ from portrait_builder.store.models import (
     Release,
     Setting,
     SplitAssignment,
+    StoreCount,
     Track,
     Video,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "Release",
     "Setting",
     "SplitAssignment",
+    "StoreCount",
     "Track",
     "Video",
     "add_label",

@@ -244,6 +244,17 @@ class Setting(Base):
     value: Mapped[dict | list | str | int | float | None] = mapped_column(JSON)
 
 
+class StoreCount(Base):
+    """Counts the database keeps with triggers (revision 0005), so status reads a few rows instead of
+    counting millions: ``crops``, and ``labelled:<attribute>`` (current labels with a value). A
+    counter is the sum of ``n`` over its slots. Nothing but the triggers writes this table."""
+
+    __tablename__ = "store_counts"
+    counter: Mapped[str] = mapped_column(String(80), primary_key=True)
+    slot: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger)
+
+
 class Release(Base):
     __tablename__ = "releases"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -247,3 +247,26 @@ def test_a_later_revision_grants_its_new_writer_columns(team, pg):
         with owner.begin() as conn:
             conn.exec_driver_sql("ALTER TABLE labels DROP COLUMN provenance_test")
         owner.dispose()
+
+
+def test_counts_follow_an_annotators_labels_but_nobody_writes_them_directly(team):
+    """store_counts (revision 0005) moves with an annotator's label through portrait_set_current (its
+    triggers run with the owner's rights), while no login, maintainers included, may write it."""
+    crop = team.crop_ids[5]
+    counter = "SELECT coalesce(sum(n), 0) FROM store_counts WHERE counter = 'labelled:age'"
+    with team.connect("ann_age") as conn:
+        before = conn.execute(counter).fetchone()[0]
+        had = current(conn, crop, "age")
+        label_id = conn.execute(LABEL + " RETURNING id", (crop, "age", "teenager", team.ids["ann_age"])).fetchone()[0]
+        conn.execute("SELECT portrait_set_current(%s)", (label_id,))
+        assert conn.execute(counter).fetchone()[0] == before + (had is None or had[0] is None)
+        for sql in ("UPDATE store_counts SET n = n + 1", "DELETE FROM store_counts", "TRUNCATE store_counts",
+                    "INSERT INTO store_counts (counter, slot, n) VALUES ('labelled:age', 99, 1000)"):
+            assert "permission denied" in refused(conn, sql)
+    with team.connect("chief") as conn:
+        assert "permission denied" in refused(conn, "UPDATE store_counts SET n = 0")
+        kept = dict(conn.execute("SELECT counter, sum(n) FROM store_counts GROUP BY counter").fetchall())
+        real = dict(conn.execute("SELECT 'labelled:' || attribute, count(*) FROM current_labels "
+                                 "WHERE value IS NOT NULL GROUP BY attribute").fetchall())
+        real["crops"] = conn.execute("SELECT count(*) FROM crops").fetchone()[0]
+        assert {k: v for k, v in kept.items() if v} == real
