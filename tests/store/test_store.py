@@ -179,3 +179,11 @@ def test_postgresql_url_is_accepted():
         normalise_url("mysql://x@y/z")
     with pytest.raises(UserError, match="not a database URL"):
         normalise_url("::nonsense::")
+
+
+def test_head_revision_without_alembic_matches_alembic():
+    """migrate.head_revision reads the scripts' revision lines (no Alembic import when opening a store);
+    it must name the head Alembic itself finds."""
+    from alembic.script import ScriptDirectory
+
+    assert migrate.head_revision() == ScriptDirectory.from_config(migrate._config()).get_current_head()
