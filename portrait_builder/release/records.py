@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +54,8 @@ class ReleaseTable:
 
 
 PROVENANCE_SUFFIX = "_provenance"
+# Rows converted at a time where a whole-table conversion would hold a text or a dict per row.
+FINGERPRINT_CHUNK = 100_000
 
 
 def attribute_columns(taxonomy: Taxonomy) -> list[str]:
@@ -227,14 +229,22 @@ def store_fingerprint(frame: pd.DataFrame, taxonomy: Taxonomy) -> str:
     """
     wanted = [*attribute_columns(taxonomy), *provenance_columns(taxonomy)]
     cols = list(FRAME_COLUMNS) + [c for c in wanted if c in frame.columns]
-    rows = frame.sort_values("crop_id", kind="stable")[cols].copy()
-    for c in ("x1", "y1", "x2", "y2"):
-        # float32 is the release's box precision; round-tripping through it makes the hash backend-independent.
-        rows[c] = rows[c].astype("float32").astype("float64")
-    for c in ("phash", "phash_group", "identity"):
-        rows[c] = rows[c].astype("Int64")
-    text = rows.to_json(orient="values", double_precision=15)
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    order = np.argsort(frame["crop_id"].to_numpy(), kind="stable")
+    digest = hashlib.sha256(b"[")
+    # The JSON array of every row, hashed a chunk at a time: the same bytes as one to_json of the whole
+    # frame (each chunk's "[...]" without its brackets, chunks joined by commas), without holding a
+    # copy of the frame and its text (about a gigabyte at 2,500,000 crops).
+    for start in range(0, len(order), FINGERPRINT_CHUNK):
+        rows = frame.iloc[order[start:start + FINGERPRINT_CHUNK]][cols].copy()
+        for c in ("x1", "y1", "x2", "y2"):
+            # float32 is the release's box precision; round-tripping through it makes the hash backend-independent.
+            rows[c] = rows[c].astype("float32").astype("float64")
+        for c in ("phash", "phash_group", "identity"):
+            rows[c] = rows[c].astype("Int64")
+        text = rows.to_json(orient="values", double_precision=15)
+        digest.update((("," if start else "") + text[1:-1]).encode("utf-8"))
+    digest.update(b"]")
+    return digest.hexdigest()
 
 
 # -- captions and question/answer pairs ---------------------------------------------------------------
@@ -375,18 +385,27 @@ def qa_pairs(labels: Mapping[str, object], taxonomy: Taxonomy) -> list[dict]:
     return pairs
 
 
+def iter_jsonl(annotations: pd.DataFrame, taxonomy: Taxonomy) -> Iterator[tuple[str, list[str]]]:
+    """Per annotation row (in the table's order, i.e. by crop id): its captions.jsonl line and its
+    qa.jsonl lines. Rows are converted a chunk at a time, so a caller writing the lines out holds
+    neither a dict per row nor the files' text."""
+    attrs = attribute_columns(taxonomy)
+    columns = annotations[["crop_id", "file", *attrs]]
+    for start in range(0, len(columns), FINGERPRINT_CHUNK):
+        for row in columns.iloc[start:start + FINGERPRINT_CHUNK].to_dict("records"):
+            labels = {a: row[a] for a in attrs}
+            base = {"crop_id": int(row["crop_id"]), "file": row["file"]}
+            line = json.dumps({**base, "caption": caption(labels, taxonomy)}, sort_keys=True)
+            yield line, [json.dumps({**base, **pair}, sort_keys=True) for pair in qa_pairs(labels, taxonomy)]
+
+
 def jsonl_lines(annotations: pd.DataFrame, taxonomy: Taxonomy) -> tuple[list[str], list[str]]:
     """The lines of captions.jsonl and qa.jsonl (sorted by crop id, one JSON object per line)."""
-    attrs = attribute_columns(taxonomy)
     captions: list[str] = []
     qa: list[str] = []
-    records = annotations[["crop_id", "file", *attrs]].to_dict("records")
-    for row in records:
-        labels = {a: row[a] for a in attrs}
-        base = {"crop_id": int(row["crop_id"]), "file": row["file"]}
-        captions.append(json.dumps({**base, "caption": caption(labels, taxonomy)}, sort_keys=True))
-        for pair in qa_pairs(labels, taxonomy):
-            qa.append(json.dumps({**base, **pair}, sort_keys=True))
+    for line, pairs in iter_jsonl(annotations, taxonomy):
+        captions.append(line)
+        qa += pairs
     return captions, qa
 
 
