@@ -39,39 +39,47 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
     decoded (multi-label attributes as a list of names; missing as None).
     """
     taxonomy = project.taxonomy
+    # Every read in one session (one snapshot on SQLite), current labels one attribute at a time:
+    # all of them at once (about 9 million rows at 2,500,000 crops) were a list of row tuples, a frame
+    # of them and a pivot, gigabytes together.
     with project.session() as s:
-        crops = _read(
-            s,
-            select(
-                    Crop.id, Crop.path, Crop.video_id, Crop.track_id, Track.tracker_id, Crop.frame_index,
-                    Crop.timestamp, Crop.x1, Crop.y1, Crop.x2, Crop.y2, Crop.score, Crop.blur, Crop.phash,
-                    Crop.phash_group,
-                )
-                .join(Track, Track.id == Crop.track_id, isouter=True)
-                .order_by(Crop.id),
-            [
-                "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
-                "x1", "y1", "x2", "y2", "score", "blur", "phash", "phash_group",
-            ],
+        return _frame(s, taxonomy, split)
+
+
+def _current(s, attribute: str) -> pd.Series:
+    """crop_id -> stored value of the current, non-cleared labels of one attribute."""
+    rows = _read(s, select(CurrentLabel.crop_id, CurrentLabel.value)
+                 .where(CurrentLabel.attribute == attribute, CurrentLabel.value.is_not(None)),
+                 ["crop_id", "value"])  # fmt: skip
+    return pd.Series(rows["value"].to_numpy(dtype=object), index=rows["crop_id"].to_numpy(dtype=np.int64))
+
+
+def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
+    crops = _read(
+        s,
+        select(
+            Crop.id, Crop.path, Crop.video_id, Crop.track_id, Track.tracker_id, Crop.frame_index,
+            Crop.timestamp, Crop.x1, Crop.y1, Crop.x2, Crop.y2, Crop.score, Crop.blur, Crop.phash,
+            Crop.phash_group,
         )
-        labels = _read(
+        .join(Track, Track.id == Crop.track_id, isouter=True)
+        .order_by(Crop.id),
+        [
+            "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
+            "x1", "y1", "x2", "y2", "score", "blur", "phash", "phash_group",
+        ],
+    )
+    idents = _read(s, select(Identity.id, Identity.name, Identity.gender),
+                   ["identity", "identity_name", "identity_gender"])
+    assignment = None
+    if split is not None:
+        assignment = _read(
             s,
-            select(CurrentLabel.crop_id, CurrentLabel.attribute, CurrentLabel.value).where(
-                CurrentLabel.value.is_not(None)
-            ),
-            ["crop_id", "attribute", "value"],
+            select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split),
+            ["crop_id", "subset"],
         )
-        idents = _read(s, select(Identity.id, Identity.name, Identity.gender),
-                       ["identity", "identity_name", "identity_gender"])
-        assignment = None
-        if split is not None:
-            assignment = _read(
-                s,
-                select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split),
-                ["crop_id", "subset"],
-            )
     for col in ("video_id", "track_id", "frame_index", "crop_id"):
-        crops[col] = crops[col].astype(np.int64) if len(crops) else crops[col].astype(np.int64)
+        crops[col] = crops[col].astype(np.int64)
     crops["tracker_id"] = pd.array(crops["tracker_id"], dtype="Int64")
     for col in ("timestamp", "score", "blur", "x1", "y1", "x2", "y2"):
         crops[col] = crops[col].astype(np.float64)
@@ -84,10 +92,10 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
         hexes[has] = [f"{int(v):016x}" for v in unsigned]
     crops["phash_hex"] = _objects(hexes, crops.index)
 
-    ident_labels = labels[labels["attribute"] == "identity"]
-    crops = attach_identity(crops, ident_labels[["crop_id", "value"]])
-    label_text = pd.Series(ident_labels["value"].to_numpy(dtype=object), index=ident_labels["crop_id"].to_numpy())
+    label_text = _current(s, "identity")
+    crops = attach_identity(crops, pd.DataFrame({"crop_id": label_text.index, "value": label_text.to_numpy()}))
     crops["identity_label"] = _objects(crops["crop_id"].map(label_text), crops.index)
+    del label_text
     names = idents.set_index("identity")
     for col in ("identity_name", "identity_gender"):
         crops[col] = _objects(crops["identity"].map(names[col].astype(object)), crops.index)
@@ -96,15 +104,15 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
         crops["subset"] = _objects(crops["crop_id"].map(subset), crops.index)
     else:
         crops["subset"] = pd.Series([None] * len(crops), index=crops.index, dtype=object)
+    del assignment
 
-    other = labels[labels["attribute"] != "identity"]
-    wide = other.pivot(index="crop_id", columns="attribute", values="value") if len(other) else pd.DataFrame()
     for attr in taxonomy.attributes:
         if attr.kind == "identity":
             continue
-        if attr.name in wide.columns:
-            col = crops["crop_id"].map(wide[attr.name])
-            values = col.to_numpy(dtype=object)
+        current = _current(s, attr.name)
+        if len(current):
+            values = crops["crop_id"].map(current).to_numpy(dtype=object)
+            del current
             decoded = np.empty(len(values), dtype=object)  # element-wise: lists must not become a 2-D array
             if attr.multilabel:
                 # few distinct stored texts: decode each once, give every row its own list
@@ -115,8 +123,7 @@ def project_frame(project, split: str | None = "default") -> pd.DataFrame:
             else:
                 has_value = np.array([isinstance(v, str) for v in values], dtype=bool)
                 decoded[has_value] = values[has_value]
-            values = decoded
-            crops[attr.name] = pd.Series(values, index=crops.index, dtype=object)
+            crops[attr.name] = pd.Series(decoded, index=crops.index, dtype=object)
         else:
             crops[attr.name] = pd.Series([None] * len(crops), index=crops.index, dtype=object)
     ordered = [c for c in FRAME_COLUMNS] + [a.name for a in taxonomy.attributes if a.kind != "identity"]
