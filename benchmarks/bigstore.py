@@ -160,7 +160,7 @@ def _rows(cols: Mapping[str, object], start: int, stop: int):
             parts.append(v[start:stop])
         else:
             parts.append(itertools.repeat(v, stop - start))
-    return zip(*parts)
+    return zip(*parts, strict=True)
 
 
 def _length(cols: Mapping[str, object]) -> int:
