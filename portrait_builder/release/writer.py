@@ -103,7 +103,7 @@ def _with_provenance(project, frame: pd.DataFrame) -> pd.DataFrame:
             known = pd.Series(rows["provenance"].to_numpy(dtype=object),
                               index=rows["crop_id"].to_numpy(dtype=np.int64))
             del rows
-            values = pd.Series(crop_ids).map(known).to_numpy(dtype=object)
+            values = np.array(pd.Series(crop_ids).map(known), dtype=object)  # a writable copy
             have = pd.Series(crop_ids).isin(known.index).to_numpy()
             values[have & pd.isna(values)] = "clicked"  # a label from before revision 0004
             values[~have] = None
