@@ -1,24 +1,27 @@
-"""Team scale: queue, status, split + stats and release on a 250,000-crop, 1,000,000-label store.
+"""Team scale: queue, status, split + stats and release on a big store (default 250,000 crops, 1,000,000 labels).
 
-The store comes from benchmarks/bigstore.py (bulk Core inserts, hard-linked real JPEGs, labels and
+The store comes from benchmarks/bigstore.py (COPY on PostgreSQL, hard-linked real JPEGs, labels and
 current_labels filled consistently). Measured, each next to a naive baseline in the same process
 where one makes sense:
 
 * queue: ``AnnotationService.next_item()`` p50/p95 over N labelling clicks (each click: next item,
   then ``set_label``), vs a naive next-item that reads every crop id and every current label of the
   attribute per click (no leases, no cursor);
-* status: ``Project.status()`` (counts over current_labels) vs the same counts derived from the
-  labels history (newest row per (crop, attribute)), and ``portrait status`` as a subprocess (with the
-  interpreter + import floor, ``portrait --help``, for scale);
+* status: ``Project.status()`` (the trigger-kept ``store_counts``, revision 0005) vs counting crops
+  and grouping current_labels by attribute (what it ran before) and vs the same counts derived from
+  the labels history (newest row per (crop, attribute)); ``portrait status`` as a subprocess, with
+  the floors of ``portrait --help`` and of a bare interpreter;
 * split + stats: ``split_project`` + ``project_frame`` + ``dataset_stats`` + ``write_stats``;
-* release: ``write_release`` (hard links) vs a bare os.link loop over the same files.
+* release: ``write_release`` (hard links) vs a bare os.link loop over the same files, and the peak
+  resident memory of a release of a tenth of the crops (split ``small``) beside the full one.
 
 Targets (issues 8 and 16): queue p95 <= 20 ms, status <= 1 s, split plus stats <= 30 s per 250,000
 crops (5 minutes at 2,500,000), release memory flat (peak resident memory of the process is printed
-for split + stats and for the release). Absolute timings are noisy on a shared machine; the load
+for split + stats and for both releases). Absolute timings are noisy on a shared machine; the load
 average is printed.
 
     python benchmarks/scale.py [--crops 250000] [--labels 1000000] [--clicks 300] [--db-url URL] [--keep DIR]
+                               [--progress]
 """
 
 from __future__ import annotations
@@ -37,13 +40,13 @@ from pathlib import Path
 
 import numpy as np
 from bigstore import BigStoreSpec, build, naive_next_item
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from portrait_builder.annotation import AnnotationService, add_annotator
 from portrait_builder.release import ReleaseConfig, load_release, write_release
 from portrait_builder.split import SplitConfig, split_project
 from portrait_builder.stats import dataset_stats, project_frame, write_stats
-from portrait_builder.store import Crop, Label, Project
+from portrait_builder.store import Crop, CurrentLabel, Label, Project
 
 ATTRIBUTE = "age"
 
@@ -55,6 +58,27 @@ def naive_status_counts(project: Project) -> dict[str, int]:
         return dict(s.execute(
             select(Label.attribute, func.count()).join(newest, newest.c.id == Label.id)
             .where(Label.value.is_not(None)).group_by(Label.attribute)).all())
+
+
+def groupby_status_counts(project: Project) -> tuple[int, dict[str, int]]:
+    """What ``Project.status()`` did before revision 0005's counters: count every crop and group every
+    current label by attribute."""
+    with project.session() as s:
+        crops = s.scalar(select(func.count()).select_from(Crop))
+        labelled = dict(s.execute(select(CurrentLabel.attribute, func.count())
+                                  .where(CurrentLabel.value.is_not(None)).group_by(CurrentLabel.attribute)).all())
+    return crops, labelled
+
+
+def small_split(project: Project, share: float, name: str = "small") -> int:
+    """Split ``name``: the first ``share`` of the crops (by id) of the default split, same subsets, so a
+    release of it is a smaller release of the same store. Returns its number of crops."""
+    with project.engine.begin() as conn:
+        last = conn.execute(select(func.max(Crop.id))).scalar_one()
+        conn.execute(text("DELETE FROM split_assignments WHERE split = :n"), {"n": name})
+        return conn.execute(text(
+            "INSERT INTO split_assignments (split, crop_id, subset) SELECT :n, crop_id, subset FROM split_assignments "
+            "WHERE split = 'default' AND crop_id <= :last"), {"n": name, "last": int(last * share)}).rowcount
 
 
 def rss_mb() -> float:
@@ -126,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-clicks", type=int, default=10)
     ap.add_argument("--db-url", help="PostgreSQL URL of an EMPTY database (default: SQLite in the project)")
     ap.add_argument("--keep", metavar="DIR", help="build the project here and keep it (default: a temp dir, removed)")
+    ap.add_argument("--progress", action="store_true", help="show the release's progress bars (on stderr)")
     args = ap.parse_args(argv)
 
     work = Path(tempfile.mkdtemp(prefix="pb-scale-bench-"))
@@ -143,13 +168,16 @@ def main(argv: list[str] | None = None) -> int:
         # -- status ------------------------------------------------------------------------------
         status, t_status = timed(project.status, repeat=5)
         naive_counts, t_naive_status = timed(lambda: naive_status_counts(project), repeat=1)
-        same = all(status["attributes"][a]["labelled"] == naive_counts.get(a, 0) for a in status["attributes"])
+        (old_crops, old_counts), t_groupby = timed(lambda: groupby_status_counts(project), repeat=3)
+        same = all(status["attributes"][a]["labelled"] == naive_counts.get(a, 0) == old_counts.get(a, 0)
+                   for a in status["attributes"]) and status["crops"] == old_crops
         # the installed console script, as a user runs it (beside this interpreter when not on PATH)
         cmd = [shutil.which("portrait") or str(Path(sys.executable).with_name("portrait"))]
         _, t_cli = timed(lambda: subprocess.run([*cmd, "status", str(root)], check=True,
                                                 stdout=subprocess.DEVNULL), repeat=3)
         _, t_floor = timed(lambda: subprocess.run([*cmd, "--help"], check=True, stdout=subprocess.DEVNULL),
                            repeat=3)
+        _, t_python = timed(lambda: subprocess.run([sys.executable, "-c", "pass"], check=True), repeat=3)
         load.append(os.getloadavg()[0])
         print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
@@ -178,9 +206,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  phase done at {time.strftime('%H:%M:%S')}", file=sys.stderr, flush=True)
 
         # -- release -----------------------------------------------------------------------------
+        # a tenth of the store first, then all of it, in this process: does the peak grow with the size?
+        mem_small: dict = {}
+        n_small = small_split(project, 0.1)
+        t0 = time.perf_counter()
+        with rss_peak(mem_small):
+            write_release(project, "0.1.0", work / "release-small",
+                          ReleaseConfig(split="small", progress=args.progress, link="auto"))
+        t_small = time.perf_counter() - t0
+        shutil.rmtree(work / "release-small")
         t0 = time.perf_counter()
         with rss_peak(mem_release):
-            write_release(project, "1.0.0", work / "release", ReleaseConfig(progress=False, link="auto"))
+            write_release(project, "1.0.0", work / "release", ReleaseConfig(progress=args.progress, link="auto"))
         t_release = time.perf_counter() - t0
         files = load_release(work / "release").annotations
         with project.session() as s:
@@ -211,8 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'status: Project.status() (s, median of 5)':<44} {t_status:>10.2f} {t_naive_status:>10.2f} "
           f"{t_naive_status / t_status:>6.0f}x  <= 1 s: {'met' if t_status <= 1 else 'NOT met'}"
           f"  (counts equal: {same})")
+    print(f"{'status: counters vs GROUP BY (s)':<44} {t_status:>10.3f} {t_groupby:>10.2f} "
+          f"{t_groupby / t_status:>6.0f}x  (the GROUP BY is what status ran before the counters)")
     print(f"{'status: `portrait status` subprocess (s)':<44} {t_cli:>10.2f} {'':>10} {'':>7}  "
-          f"(`portrait --help`: {t_floor:.2f} s)")
+          f"<= 1 s: {'met' if t_cli <= 1 else 'NOT met'}  (`portrait --help`: {t_floor:.2f} s, "
+          f"bare interpreter: {t_python:.2f} s)")
     print(f"{'split_project (s)':<44} {t_split:>10.1f}")
     print(f"{'project_frame (s)':<44} {t_frame:>10.1f}")
     print(f"{'dataset_stats + write_stats (s)':<44} {t_stats:>10.1f}")
@@ -223,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'release, hard links (s) vs bare os.link loop':<44} {t_release:>10.1f} {t_ref:>10.1f} "
           f"{t_release / t_ref:>6.1f}x  ({len(files):,} crops released)")
     print(f"{'memory (RSS MiB) split + stats: before, peak':<44} {mem_split['before']:>10.0f} {mem_split['peak']:>10.0f}")
-    print(f"{'memory (RSS MiB) release: before, peak':<44} {mem_release['before']:>10.0f} {mem_release['peak']:>10.0f}")
+    print(f"{'release of the small split (s)':<44} {t_small:>10.1f} {'':>10} {'':>7}  ({n_small:,} crops)")
+    print(f"{'memory (RSS MiB) small release: before, peak':<44} {mem_small['before']:>10.0f} {mem_small['peak']:>10.0f}"
+          f"  (+{mem_small['peak'] - mem_small['before']:.0f})")
+    print(f"{'memory (RSS MiB) release: before, peak':<44} {mem_release['before']:>10.0f} {mem_release['peak']:>10.0f}"
+          f"  (+{mem_release['peak'] - mem_release['before']:.0f})")
     print(f"split summary: {split['summary']}")
     return 0
 
