@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator_gui.images import ImageCache
+from annotator_gui.widgets import history_step, thumb_button
 from portrait_builder.annotation import AnnotationService
 from portrait_builder.annotation.predictions import GRID_PAGE, Grid
 from portrait_builder.errors import UserError
@@ -141,12 +142,7 @@ class GridWindow(QWidget):
     def _render(self) -> None:
         items = self.page.items if self.page is not None else ()
         while len(self.buttons) < len(items):
-            b = QToolButton()
-            b.setCheckable(True)
-            b.setIconSize(THUMB)
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setStyleSheet(STYLE)
+            b = thumb_button(THUMB, checkable=True, style=STYLE)
             index = len(self.buttons)
             self.grid.addWidget(b, index // COLUMNS, index % COLUMNS)
             self.buttons.append(b)
@@ -195,13 +191,8 @@ class GridWindow(QWidget):
             self.load(after=self.page.next_after)
 
     def undo(self) -> None:
-        try:
-            action = self.service.undo()
-        except UserError as exc:
-            self.status.setText(str(exc))
-            return
+        action = history_step(self.service.undo, self.status.setText, "nothing to undo")
         if action is None:
-            self.status.setText("nothing to undo")
             return
         self.total = None  # recounted: the undo may have been of another view's labels
         self.load(after=self._keys.pop() if self._keys else None)  # the undone crops are on that page again

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from annotator_gui.images import ImageCache
+from annotator_gui.widgets import history_step, scroll_row, thumb_button
 from portrait_builder.annotation import AnnotationService, CropItem, Exemplar, TrackCrop
 from portrait_builder.annotation.proposals import Proposal
 from portrait_builder.annotation.tracks import TrackContext
@@ -155,13 +156,8 @@ class LabelView(QWidget):
         self.advance()
 
     def undo(self) -> None:
-        try:
-            action = self.service.undo()
-        except UserError as exc:  # the database refused the undo's label (a right taken away meanwhile)
-            self.message.emit(str(exc))
-            return
+        action = history_step(self.service.undo, self.message.emit, "nothing to undo")
         if action is None:
-            self.message.emit("nothing to undo")
             return
         if not action.crop_ids:
             self.message.emit("undo: the labels were changed by someone else since; left alone")
@@ -175,13 +171,8 @@ class LabelView(QWidget):
         self.show_item(self.service.get_item(action.crop_ids[0]))
 
     def redo(self) -> None:
-        try:
-            action = self.service.redo()
-        except UserError as exc:
-            self.message.emit(str(exc))
-            return
+        action = history_step(self.service.redo, self.message.emit, "nothing to redo")
         if action is None:
-            self.message.emit("nothing to redo")
             return
         self.message.emit(f"redone: {len(action.labels)} label(s)")
         self.labelled.emit()
@@ -246,15 +237,7 @@ class IdentityView(LabelView):
         self.whole_track.setChecked(True)
         self.strip_buttons: list[QToolButton] = []
         self._dimmed: OrderedDict[str, QPixmap] = OrderedDict()
-        strip_box = QWidget()
-        self.strip_layout = QHBoxLayout(strip_box)
-        self.strip_layout.setContentsMargins(0, 0, 0, 0)
-        self.strip_layout.addStretch(1)
-        strip_scroll = QScrollArea()
-        strip_scroll.setWidget(strip_box)
-        strip_scroll.setWidgetResizable(True)
-        strip_scroll.setFixedHeight(STRIP.height() + 30)
-        strip_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.strip_layout, strip_scroll = scroll_row(STRIP.height() + 30)
 
         left = QVBoxLayout()
         left.addWidget(QLabel("<b>Current crop</b>"))
@@ -310,15 +293,7 @@ class IdentityView(LabelView):
         self.confirm_button = _button("Confirm all  [Enter]")
         self.confirm_button.clicked.connect(self.confirm_proposal)
         self.cluster_buttons: list[QToolButton] = []
-        cluster_box = QWidget()
-        self.cluster_layout = QHBoxLayout(cluster_box)
-        self.cluster_layout.setContentsMargins(0, 0, 0, 0)
-        self.cluster_layout.addStretch(1)
-        cluster_scroll = QScrollArea()
-        cluster_scroll.setWidget(cluster_box)
-        cluster_scroll.setWidgetResizable(True)
-        cluster_scroll.setFixedHeight(STRIP.height() + 48)
-        cluster_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.cluster_layout, cluster_scroll = scroll_row(STRIP.height() + 48)
         proposal_row = QHBoxLayout()
         proposal_row.addWidget(self.proposal_image)
         proposal_text = QVBoxLayout()
@@ -378,12 +353,7 @@ class IdentityView(LabelView):
             self.proposal_text.setText(f"<b>{p.name or f'ID {p.identity_id}'}</b> ({p.gender or '?'}) · {why}{more}")
         tracks = p.tracks[:CLUSTER_TRACKS] if p is not None else ()
         while len(self.cluster_buttons) < len(tracks):
-            b = QToolButton()
-            b.setCheckable(True)
-            b.setIconSize(STRIP)
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setStyleSheet(STRIP_STYLE)
+            b = thumb_button(STRIP, checkable=True, style=STRIP_STYLE)
             _init_properties(b, image="")
             self.cluster_layout.insertWidget(len(self.cluster_buttons), b)
             self.cluster_buttons.append(b)
@@ -434,10 +404,7 @@ class IdentityView(LabelView):
     def _render_exemplars(self) -> None:
         cols = 5
         while len(self.exemplar_buttons) < len(self.exemplars):
-            b = QToolButton()
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            b.setIconSize(EXEMPLAR)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b = thumb_button(EXEMPLAR)
             b.setFixedSize(EXEMPLAR.width() + 64, EXEMPLAR.height() + 44)  # fixed: new text never relayouts the grid
             _init_properties(b, image="")
             index = len(self.exemplar_buttons)
@@ -464,11 +431,7 @@ class IdentityView(LabelView):
 
     def _render_strip(self) -> None:
         while len(self.strip_buttons) < len(self.strip):
-            b = QToolButton()
-            b.setCheckable(True)
-            b.setIconSize(STRIP)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-            b.setStyleSheet(STRIP_STYLE)
+            b = thumb_button(STRIP, checkable=True, text_under_icon=False, style=STRIP_STYLE)
             _init_properties(b, image="", labelled=False)
             self.strip_layout.insertWidget(len(self.strip_buttons), b)
             self.strip_buttons.append(b)
@@ -644,15 +607,7 @@ class AttributeView(LabelView):
 
         self.strip_buttons: list[QToolButton] = []
         self._strip_keys: list[tuple] = []  # what each strip button shows now: re-set only what changed
-        strip_box = QWidget()
-        self.strip_layout = QHBoxLayout(strip_box)
-        self.strip_layout.setContentsMargins(0, 0, 0, 0)
-        self.strip_layout.addStretch(1)
-        strip_scroll = QScrollArea()
-        strip_scroll.setWidget(strip_box)
-        strip_scroll.setWidgetResizable(True)
-        strip_scroll.setFixedHeight(STRIP.height() + 48)
-        strip_scroll.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.strip_layout, strip_scroll = scroll_row(STRIP.height() + 48)
 
         left = QVBoxLayout()
         left.addWidget(self.image)
@@ -718,10 +673,7 @@ class AttributeView(LabelView):
     def _render_strip(self) -> None:
         strip = self.context.strip if self.context is not None else ()
         while len(self.strip_buttons) < len(strip):
-            b = QToolButton()
-            b.setIconSize(STRIP)
-            b.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextUnderIcon)
-            b.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+            b = thumb_button(STRIP)
             b.setFixedWidth(STRIP.width() + 36)
             index = len(self.strip_buttons)
             b.clicked.connect(lambda _=False, i=index: self.show_strip_crop(i))
