@@ -11,12 +11,12 @@ import time
 from collections.abc import Iterable
 
 import numpy as np
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from portrait_builder.annotation.character_attributes import inherit
 from portrait_builder.annotation.history import HistoryMixin, to_action
-from portrait_builder.annotation.identities import MergeResult, get_identity, merge_labels
+from portrait_builder.annotation.identities import MergeResult, crop_counts, get_identity, merge_labels
 from portrait_builder.annotation.types import GENDER, Action, Exemplar, IdentityInfo, TrackCrop
 from portrait_builder.errors import UserError
 from portrait_builder.store.labels import LabelRecord
@@ -191,13 +191,7 @@ class CharactersMixin(HistoryMixin):
         _, rows, embeddings = self._movie_characters(s, crop.video_id)
         if not rows:
             return []
-        counts = dict(
-            s.execute(
-                select(CurrentLabel.value, func.count())
-                .where(CurrentLabel.attribute == ident_attr, CurrentLabel.value.in_([str(r.id) for r in rows]))
-                .group_by(CurrentLabel.value)
-            ).all()
-        )
+        counts = crop_counts(s, ident_attr, [r.id for r in rows])
         query = _embedding(crop.embedding)
         out = []
         for r in rows:
@@ -205,7 +199,7 @@ class CharactersMixin(HistoryMixin):
             sim = float(query @ emb) if query is not None and emb is not None and emb.shape == query.shape else None
             out.append(
                 Exemplar(
-                    r.id, r.name, r.gender, int(counts.get(str(r.id), 0)), r.exemplar_crop_id,
+                    r.id, r.name, r.gender, counts.get(r.id, 0), r.exemplar_crop_id,
                     self._image_path(r.path) if r.path else None, sim,
                 )
             )

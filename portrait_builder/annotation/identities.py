@@ -60,10 +60,9 @@ def name_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
-def _video_filter(s: Session, video: str | int | None):
-    """``Video.id == ...`` for a movie given by id, title or path; UserError listing the movies when none matches."""
-    if video is None:
-        return None
+def movie_id(s: Session, video: str | int) -> int:
+    """The id of the movie given by id, title or path (``--video`` of the commands that take one); one
+    UserError line listing the movies when none matches, or naming the ids when several do."""
     text = str(video).strip()
     query = select(Video.id).where(or_(Video.title == text, Video.path == text))
     if text.isdigit():
@@ -77,7 +76,7 @@ def _video_filter(s: Session, video: str | int | None):
             raise UserError(f"no movie {text!r}: the project has no movies yet")
         listed = ", ".join(f"{m.id} {m.title!r}" for m in movies[:10]) + (", ..." if len(movies) > 10 else "")
         raise UserError(f"no movie {text!r} (by id, title or path); movies: {listed}")
-    return Video.id == ids[0]
+    return ids[0]
 
 
 def _characters(s: Session, taxonomy: Taxonomy, where=None) -> list[CharacterInfo]:
@@ -94,24 +93,27 @@ def _characters(s: Session, taxonomy: Taxonomy, where=None) -> list[CharacterInf
     rows = s.execute(query).all()
     if not rows:
         return []
-    counts = dict(
-        s.execute(
-            select(CurrentLabel.value, func.count())
-            .where(CurrentLabel.attribute == ident_attr, CurrentLabel.value.in_([str(r.id) for r in rows]))
-            .group_by(CurrentLabel.value)
-        ).all()
-    )
+    counts = crop_counts(s, ident_attr, [r.id for r in rows])
     return [
-        CharacterInfo(r.id, r.video_id, r.title, r.name, r.gender, int(counts.get(str(r.id), 0)),
-                      r.exemplar_crop_id, r.path)
+        CharacterInfo(r.id, r.video_id, r.title, r.name, r.gender, counts.get(r.id, 0), r.exemplar_crop_id, r.path)
         for r in rows
-    ]  # fmt: skip
+    ]
+
+
+def crop_counts(s: Session, ident_attr: str, identity_ids: list[int]) -> dict[int, int]:
+    """How many crops each of ``identity_ids`` is the current identity label of (absent: none)."""
+    rows = s.execute(
+        select(CurrentLabel.value, func.count())
+        .where(CurrentLabel.attribute == ident_attr, CurrentLabel.value.in_([str(i) for i in identity_ids]))
+        .group_by(CurrentLabel.value)
+    ).all()
+    return {int(value): int(n) for value, n in rows}
 
 
 def list_identities(project, video: str | int | None = None) -> list[CharacterInfo]:
     """Every character of the project (or of one movie, by id, title or path), by movie then id."""
     with project.session() as s:
-        return _characters(s, project.taxonomy, _video_filter(s, video))
+        return _characters(s, project.taxonomy, None if video is None else Video.id == movie_id(s, video))
 
 
 def get_identity(s: Session, taxonomy: Taxonomy, identity_id: int) -> CharacterInfo:

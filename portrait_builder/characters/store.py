@@ -17,11 +17,11 @@ import numpy as np
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.orm import Session
 
+from portrait_builder.annotation.identities import movie_id
 from portrait_builder.characters.appearance import DIM as TORSO_DIM
 from portrait_builder.characters.appearance import torso_descriptor
 from portrait_builder.characters.cluster import ClusterConfig, TrackFeatures, unit_mean
 from portrait_builder.characters.geometry import face_box_in_crop
-from portrait_builder.errors import UserError
 from portrait_builder.store import Annotator, Candidate, Crop, Identity, Project, Track, Video
 
 log = logging.getLogger(__name__)
@@ -283,19 +283,9 @@ def track_face_embedding(project: Project, track_id: int) -> np.ndarray | None:
 
 
 def video_ids(project: Project, video: str | int | None) -> list[int]:
-    """The ids of the movie named by id, title or path (all movies: None); one line listing the movies
-    when none matches (the same rules as ``portrait identities list --video``)."""
+    """The id of the movie named by id, title or path (all movies' ids for None), by the rules of
+    :func:`portrait_builder.annotation.identities.movie_id`."""
     with project.session() as s:
-        movies = s.execute(select(Video.id, Video.title, Video.path).order_by(Video.id)).all()
-    if video is None:
-        return [m.id for m in movies]
-    text = str(video).strip()
-    ids = [m.id for m in movies if m.title == text or m.path == text or (text.isdigit() and m.id == int(text))]
-    if len(ids) > 1:
-        raise UserError(f"{len(ids)} movies match {text!r} (ids {', '.join(map(str, ids))}); give the movie id")
-    if not ids:
-        if not movies:
-            raise UserError(f"no movie {text!r}: the project has no movies yet")
-        listed = ", ".join(f"{m.id} {m.title!r}" for m in movies[:10]) + (", ..." if len(movies) > 10 else "")
-        raise UserError(f"no movie {text!r} (by id, title or path); movies: {listed}")
-    return ids
+        if video is None:
+            return list(s.scalars(select(Video.id).order_by(Video.id)))
+        return [movie_id(s, video)]

@@ -28,8 +28,9 @@ def cmd_characters(args) -> int:
     import sys
     from dataclasses import asdict
 
-    from portrait_builder.characters import list_candidates, update_characters
+    from portrait_builder.characters import CandidateInfo, list_candidates, update_characters
     from portrait_builder.characters.store import video_ids
+    from portrait_builder.cli._movies import print_by_movie
     from portrait_builder.errors import UserError
     from portrait_builder.store import Project
 
@@ -50,14 +51,12 @@ def cmd_characters(args) -> int:
         print("no candidate characters yet" + (f" in movie {args.video}" if args.video else "") +
               " (a movie needs tracks: `portrait ingest` first)")  # fmt: skip
         return 0
-    video = None
-    for r in rows:
-        if r.video_id != video:
-            video = r.video_id
-            n = sum(1 for x in rows if x.video_id == video)
-            print(f"{'' if r is rows[0] else chr(10)}movie {r.video_id} {r.video!r}: {n} candidate character(s)")
-            print(f"  {'id':>6}  {'tracks':>6} {'crops':>6} {'faces':>6}  {'confirmed':<28} track ids")
+
+    def line(r: CandidateInfo) -> str:
         who = (f"yes: {r.identity_id} {r.identity_name!r}" if r.identity_name else f"yes: {r.identity_id}") if r.confirmed else "no"
         ids_text = " ".join(map(str, r.track_ids[:20])) + (f" ... (+{len(r.track_ids) - 20})" if len(r.track_ids) > 20 else "")
-        print(f"  {r.id:>6}  {r.tracks:>6} {r.crops:>6} {r.face_crops:>6}  {who:<28} {ids_text}")
+        return f"  {r.id:>6}  {r.tracks:>6} {r.crops:>6} {r.face_crops:>6}  {who:<28} {ids_text}"
+
+    print_by_movie(rows, "candidate character(s)",
+                   f"  {'id':>6}  {'tracks':>6} {'crops':>6} {'faces':>6}  {'confirmed':<28} track ids", line)
     return 0

@@ -58,7 +58,8 @@ def cmd_list(args) -> int:
     import json
     from dataclasses import asdict
 
-    from portrait_builder.annotation import list_identities
+    from portrait_builder.annotation import CharacterInfo, list_identities
+    from portrait_builder.cli._movies import print_by_movie
     from portrait_builder.store import Project
 
     rows = list_identities(Project.open(args.project), args.video)
@@ -68,15 +69,12 @@ def cmd_list(args) -> int:
     if not rows:
         print("no characters yet" + (f" in movie {args.video}" if args.video else ""))
         return 0
-    video = None
-    for r in rows:
-        if r.video_id != video:
-            video = r.video_id
-            n = sum(1 for x in rows if x.video_id == video)
-            print(f"{'' if r is rows[0] else chr(10)}movie {r.video_id} {r.video!r}: {n} character(s)")
-            print(f"  {'id':>6}  {'name':<24} {'gender':<8} {'crops':>6}  exemplar")
+
+    def line(r: CharacterInfo) -> str:
         exemplar = f"crop {r.exemplar_crop_id} ({r.exemplar_path})" if r.exemplar_crop_id is not None else "-"
-        print(f"  {r.id:>6}  {(r.name or '-'):<24} {(r.gender or '-'):<8} {r.crops:>6}  {exemplar}")
+        return f"  {r.id:>6}  {(r.name or '-'):<24} {(r.gender or '-'):<8} {r.crops:>6}  {exemplar}"
+
+    print_by_movie(rows, "character(s)", f"  {'id':>6}  {'name':<24} {'gender':<8} {'crops':>6}  exemplar", line)
     return 0
 
 
