@@ -9,14 +9,15 @@ shirt/trouser colours per track). Embeddings are colour histograms stored as flo
 from __future__ import annotations
 
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+from sqlalchemy import select
 
-from portrait_builder.store.models import Crop, Track, Video
+from portrait_builder.store.models import Candidate, Crop, Track, Video
 from portrait_builder.store.project import Project
 
 CROP_SIZE = (128, 256)  # PIL (width, height): the paper's 256x128 crops
@@ -142,3 +143,32 @@ def populate_sample(project: Project, mot_dirs: Iterable[str | Path] = (), *, ma
         for v in range(rendered_videos):
             ids += add_video(project, f"rendered{v + 1}", rendered_tracks(max_tracks, 5, seed=seed + v))
     return ids
+
+
+def crops_by_track(project: Project, video_id: int | None = None) -> dict[int, list[int]]:
+    """{track id: [its crop ids in frame order]} of the movie ``video_id`` (every movie's for None),
+    tracks in id order."""
+    query = select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)
+    if video_id is not None:
+        query = query.where(Crop.video_id == video_id)
+    with project.session() as s:
+        rows = s.execute(query).all()
+    out: dict[int, list[int]] = {}
+    for track_id, crop_id in rows:
+        out.setdefault(track_id, []).append(crop_id)
+    return out
+
+
+def make_candidate(project: Project, track_ids: Sequence[int]) -> int:
+    """A candidate character made of these tracks of one movie, as ``portrait characters`` stores one;
+    returns its id."""
+
+    def tx(s) -> int:
+        cand = Candidate(video_id=s.scalar(select(Track.video_id).where(Track.id == track_ids[0])))
+        s.add(cand)
+        s.flush()
+        for t in track_ids:
+            s.get(Track, t).candidate_id = cand.id
+        return cand.id
+
+    return project.run_write(tx)

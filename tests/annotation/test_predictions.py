@@ -13,19 +13,15 @@ from sqlalchemy import func, select
 
 from portrait_builder.annotation import AnnotationPermissionError, AnnotationService, add_annotator
 from portrait_builder.errors import UserError
-from portrait_builder.store.models import Crop, CurrentLabel, Label
+from portrait_builder.store.models import CurrentLabel, Label
 from portrait_builder.store.predictions import store_predictions
+from portrait_builder.testing.annotation_sample import crops_by_track
 
 BODY = "body_posture"
 
 
 def tracks(project) -> list[list[int]]:
-    with project.session() as s:
-        rows = s.execute(select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)).all()
-    out: dict[int, list[int]] = {}
-    for t, c in rows:
-        out.setdefault(t, []).append(c)
-    return list(out.values())
+    return list(crops_by_track(project).values())
 
 
 def current(project, crop_ids, attribute=BODY) -> dict[int, tuple[str, str]]:

@@ -12,37 +12,13 @@ from sqlalchemy import select
 from portrait_builder.annotation import AnnotationPermissionError, AnnotationService
 from portrait_builder.annotation.faces import FACE_MATCH_DISTANCE
 from portrait_builder.errors import UserError
-from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
+from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label
+from portrait_builder.testing.annotation_sample import crops_by_track, make_candidate
+
+FIRST_MOVIE = 1  # the sample's first movie: every test's store is a new one
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def tracks_of(project, video_id=None):
-    """{track id: [crop ids by frame]} of the first movie (or ``video_id``)."""
-    with project.session() as s:
-        video_id = video_id or s.scalar(select(Crop.video_id).order_by(Crop.id).limit(1))
-        rows = s.execute(select(Crop.track_id, Crop.id).where(Crop.video_id == video_id)
-                         .order_by(Crop.track_id, Crop.frame_index)).all()  # fmt: skip
-    out: dict[int, list[int]] = {}
-    for t, c in rows:
-        out.setdefault(t, []).append(c)
-    return out
-
-
-def make_cluster(project, track_ids) -> int:
-    """A candidate character made of these tracks (what `portrait characters` stores)."""
-
-    def tx(s):
-        video_id = s.scalar(select(Track.video_id).where(Track.id == track_ids[0]))
-        cand = Candidate(video_id=video_id)
-        s.add(cand)
-        s.flush()
-        for t in track_ids:
-            s.get(Track, t).candidate_id = cand.id
-        return cand.id
-
-    return project.run_write(tx)
-
-
 def set_faces(project, track_id, person: np.ndarray, rng, noise=0.02) -> None:
     """Face descriptors on every crop of a track: one person's vector plus per-crop noise (float16 bytes;
     noise 0.02 a dimension puts two crops of one person ~0.3 apart, as dlib's descriptors are)."""
@@ -80,10 +56,10 @@ def candidate(project, cand_id) -> tuple:
 # -- item 2: the identity view proposes -----------------------------------------------------------
 def test_new_character_from_cluster_confirm_all_undo_redo(annotated):
     project, _ = annotated
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
     assert len(t) >= 4
-    cand = make_cluster(project, t[:3])
+    cand = make_candidate(project, t[:3])
     svc = AnnotationService(project, "ann_id")
     crop = tracks[t[0]][0]
 
@@ -133,9 +109,9 @@ def test_new_character_from_cluster_confirm_all_undo_redo(annotated):
 
 def test_click_leaves_a_track_out_and_it_is_proposed_later(annotated):
     project, _ = annotated
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
-    make_cluster(project, t[:3])
+    make_candidate(project, t[:3])
     svc = AnnotationService(project, "ann_id")
     hero = svc.new_identity(tracks[t[3]][0], "male")  # an existing character elsewhere in the movie
     crop = tracks[t[0]][0]
@@ -167,7 +143,7 @@ def test_click_leaves_a_track_out_and_it_is_proposed_later(annotated):
 def test_similar_character_by_face_and_exemplars_ranked_by_face(annotated):
     project, _ = annotated
     rng = np.random.default_rng(7)
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
     alice, bob = person(rng), person(rng)
     for tr, who in ((t[0], alice), (t[1], bob), (t[2], alice), (t[3], bob)):
@@ -175,7 +151,7 @@ def test_similar_character_by_face_and_exemplars_ranked_by_face(annotated):
     svc = AnnotationService(project, "ann_id")
     a = svc.new_identity(tracks[t[0]][0], "female", also=tracks[t[0]][1:])
     b = svc.new_identity(tracks[t[1]][0], "male", also=tracks[t[1]][1:])
-    cand = make_cluster(project, [t[2]])
+    cand = make_candidate(project, [t[2]])
 
     prop = svc.proposal(tracks[t[2]][0])
     assert prop.kind == "similar" and prop.identity_id == a.id and prop.candidate_id == cand
@@ -195,7 +171,7 @@ def test_similar_character_by_face_and_exemplars_ranked_by_face(annotated):
     # a stranger's face matches nobody: a new character is proposed
     stranger = t[4] if len(t) > 4 else t[3]
     set_faces(project, stranger, person(rng), rng)
-    make_cluster(project, [stranger])
+    make_candidate(project, [stranger])
     svc.close()
     svc = AnnotationService(project, "ann_id")  # a fresh session: the faces changed behind the first one's cache
     far = svc.proposal(tracks[stranger][0])
@@ -206,7 +182,7 @@ def test_similar_character_by_face_and_exemplars_ranked_by_face(annotated):
 # -- item 3: static attributes once per character -------------------------------------------------
 def test_character_attribute_inherited_overridden_by_hand_and_by_later_crops(annotated):
     project, _ = annotated
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
     ident = AnnotationService(project, "ann_id")
     hero = ident.new_identity(tracks[t[0]][0], "male", also=tracks[t[0]][1:])
@@ -234,7 +210,7 @@ def test_character_attribute_inherited_overridden_by_hand_and_by_later_crops(ann
     for c in tracks[t[1]]:
         assert labels(project, c)["age"] == ("middle_aged", "inherited")
     # ... also through a whole-cluster confirm
-    make_cluster(project, [t[2]])
+    make_candidate(project, [t[2]])
     ident.confirm_proposal(tracks[t[2]][0], hero.id, crops=tracks[t[2]][1:])
     for c in tracks[t[2]]:
         assert labels(project, c)["age"] == ("middle_aged", "inherited")
@@ -264,7 +240,7 @@ def test_character_attribute_inherited_overridden_by_hand_and_by_later_crops(ann
 
 def test_track_without_character_labelled_in_one_key(annotated):
     project, _ = annotated
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
     crops = tracks[t[0]]
     age = AnnotationService(project, "ann_age")

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from portrait_builder.testing.annotation_sample import crops_by_track, make_candidate
 from portrait_builder.testing.team import login_url, team_store
 
 PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
@@ -33,7 +34,7 @@ def test_confirm_and_character_attributes_as_each_login(team, monkeypatch):
 
     from portrait_builder.annotation import AnnotationService
     from portrait_builder.store import Project
-    from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
+    from portrait_builder.store.models import Candidate, CurrentLabel, Identity, Label
 
     root, database, logins = team
 
@@ -42,22 +43,9 @@ def test_confirm_and_character_attributes_as_each_login(team, monkeypatch):
         return Project.open(root)
 
     owner = Project.open(root)  # the maintainer login (owner) runs `portrait characters`: it writes the cluster
-    with owner.session() as s:
-        rows = s.execute(select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)).all()
-    tracks: dict[int, list[int]] = {}
-    for t, c in rows:
-        tracks.setdefault(t, []).append(c)
+    tracks = crops_by_track(owner)
     t = sorted(tracks)
-
-    def cluster(s):
-        cand = Candidate(video_id=s.scalar(select(Track.video_id).where(Track.id == t[0])))
-        s.add(cand)
-        s.flush()
-        for tr in t[:2]:
-            s.get(Track, tr).candidate_id = cand.id
-        return cand.id
-
-    cand = owner.run_write(cluster)
+    cand = make_candidate(owner, t[:2])
     owner.close()
 
     ident_project = open_as("ann_id")

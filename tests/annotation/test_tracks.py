@@ -12,18 +12,14 @@ from sqlalchemy import select, update
 from portrait_builder.annotation import AnnotationPermissionError, AnnotationService, add_annotator
 from portrait_builder.errors import UserError
 from portrait_builder.store.models import ChangePoint, Crop, CurrentLabel, Label
+from portrait_builder.testing.annotation_sample import crops_by_track
 
 BODY = "body_posture"
 
 
 def longest_track(project) -> list[int]:
     """Crop ids of the longest track, in frame order."""
-    with project.session() as s:
-        rows = s.execute(select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)).all()
-    tracks: dict[int, list[int]] = {}
-    for t, c in rows:
-        tracks.setdefault(t, []).append(c)
-    return max(tracks.values(), key=len)
+    return max(crops_by_track(project).values(), key=len)
 
 
 def labels_of(project, crop_ids, attribute=BODY) -> list[tuple[str | None, str | None]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
+from portrait_builder.testing.annotation_sample import crops_by_track
 from portrait_builder.testing.team import login_url, team_store
 
 PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
@@ -45,11 +46,7 @@ def test_change_points_and_track_labels_as_each_login(team, monkeypatch):
         return Project.open(root)
 
     owner = Project.open(root)  # the maintainer login runs `portrait prelabel`
-    with owner.session() as s:
-        rows = s.execute(select(Crop.track_id, Crop.id).order_by(Crop.track_id, Crop.frame_index)).all()
-    tracks: dict[int, list[int]] = {}
-    for t, c in rows:
-        tracks.setdefault(t, []).append(c)
+    tracks = crops_by_track(owner)
     track = max(tracks.values(), key=len)
     k = len(track) // 2
     other = next(v for v in tracks.values() if v is not track)

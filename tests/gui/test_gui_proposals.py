@@ -9,31 +9,10 @@ from sqlalchemy import select
 
 from annotator_gui.character_view import CharacterView
 from portrait_builder.annotation import AnnotationService
-from portrait_builder.store.models import Candidate, Crop, CurrentLabel, Identity, Label, Track
+from portrait_builder.store.models import Candidate, CurrentLabel, Identity, Label
+from portrait_builder.testing.annotation_sample import crops_by_track, make_candidate
 
-
-def tracks_of(project):
-    """{track id: [crop ids by frame]} of the first movie."""
-    with project.session() as s:
-        video_id = s.scalar(select(Crop.video_id).order_by(Crop.id).limit(1))
-        rows = s.execute(select(Crop.track_id, Crop.id).where(Crop.video_id == video_id)
-                         .order_by(Crop.track_id, Crop.frame_index)).all()  # fmt: skip
-    out: dict[int, list[int]] = {}
-    for t, c in rows:
-        out.setdefault(t, []).append(c)
-    return out
-
-
-def make_cluster(project, track_ids) -> int:
-    def tx(s):
-        cand = Candidate(video_id=s.scalar(select(Track.video_id).where(Track.id == track_ids[0])))
-        s.add(cand)
-        s.flush()
-        for t in track_ids:
-            s.get(Track, t).candidate_id = cand.id
-        return cand.id
-
-    return project.run_write(tx)
+FIRST_MOVIE = 1  # the sample's first movie: every test's store is a new one
 
 
 def current(project, crop_id, attribute):
@@ -46,9 +25,9 @@ def current(project, crop_id, attribute):
 
 def test_identity_view_confirms_cluster_in_one_key_and_undoes_it(gui_project, open_window, qtbot):
     project, _ = gui_project
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
-    cand = make_cluster(project, t[:3])
+    cand = make_candidate(project, t[:3])
     w = open_window(project, "ann_id")
     view = w.view
     crop = view.item.id
@@ -101,7 +80,7 @@ def test_identity_view_confirms_cluster_in_one_key_and_undoes_it(gui_project, op
 
 def test_character_view_sets_age_on_the_character_or_the_track(gui_project, open_window, qtbot):
     project, _ = gui_project
-    tracks = tracks_of(project)
+    tracks = crops_by_track(project, FIRST_MOVIE)
     t = sorted(tracks)
     ident = AnnotationService(project, "ann_id")
     hero = ident.new_identity(tracks[t[0]][0], "male", name="Hero", also=tracks[t[0]][1:])
