@@ -1,8 +1,10 @@
 """A project with real crops (MOT17 ground-truth persons when ../shared/data is present, else rendered)
-and one annotator per role, on SQLite and PostgreSQL (via the shared `project` fixture)."""
+and one annotator per role, on SQLite and PostgreSQL (via the shared `project` fixture); a team store
+(PostgreSQL, one login per person) for the modules that declare its people."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -28,3 +30,32 @@ def annotated(project):
     add_annotator(project, "rev", "reviewer")
     add_annotator(project, "boss", "maintainer", "identity")
     return project, crop_ids
+
+
+@pytest.fixture(scope="module")
+def team(request, tmp_path_factory):
+    """(project root, database, {name: login}) of a store set up as docs/team.md says: a maintainer login
+    owning the database, one login per person of the module's ``PEOPLE`` ((name, role, attribute) rows),
+    database and roles named after its ``TAG``."""
+    from portrait_builder.testing.team import team_store
+
+    pg_url = os.environ.get("PORTRAIT_TEST_PG_URL")
+    if not pg_url:
+        pytest.skip("PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)")
+    root = tmp_path_factory.mktemp("team") / "project"
+    with team_store(pg_url, root, request.module.PEOPLE, tag=request.module.TAG, mot_dir=mot_dirs()[0]) as t:
+        yield t
+
+
+@pytest.fixture
+def open_as(team, monkeypatch):
+    """Open the team project as one person of ``PEOPLE`` (PORTRAIT_DB_USER, as on their machine)."""
+    from portrait_builder.store import Project
+
+    root, _, logins = team
+
+    def _open(name):
+        monkeypatch.setenv("PORTRAIT_DB_USER", logins[name])
+        return Project.open(root)
+
+    return _open

@@ -6,31 +6,24 @@ that change point nor mark one for an attribute it does not label, even with pla
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from portrait_builder.testing.annotation_sample import crops_by_track
-from portrait_builder.testing.team import login_url, team_store
+from portrait_builder.testing.team import login_url
 
 PG_URL = os.environ.get("PORTRAIT_TEST_PG_URL")
-MOT = Path(__file__).resolve().parents[3] / "shared" / "data" / "mot" / "MOT17-mini" / "train" / "MOT17-02-FRCNN"
+# The `team` fixture's logins, and the tag naming its database and roles.
 PEOPLE = [("ann_body", "annotator", "body_posture"), ("ann_body2", "annotator", "body_posture"),
           ("ann_age", "annotator", "age")]  # fmt: skip
+TAG = "h11"
 
 pytestmark = [pytest.mark.skipif(not PG_URL, reason="PORTRAIT_TEST_PG_URL not set (no PostgreSQL server)"),
               pytest.mark.slow]  # a database and its roles of its own
 
 
-@pytest.fixture(scope="module")
-def team(tmp_path_factory):
-    """A store set up as docs/team.md says: a maintainer login owning the database, one login per person."""
-    with team_store(PG_URL, tmp_path_factory.mktemp("team") / "project", PEOPLE, tag="h11", mot_dir=MOT) as t:
-        yield t
-
-
-def test_change_points_and_track_labels_as_each_login(team, monkeypatch):
+def test_change_points_and_track_labels_as_each_login(team, open_as):
     import psycopg
 
     from portrait_builder.annotation import AnnotationService
@@ -40,10 +33,6 @@ def test_change_points_and_track_labels_as_each_login(team, monkeypatch):
     from portrait_builder.store.predictions import store_predictions
 
     root, database, logins = team
-
-    def open_as(name):
-        monkeypatch.setenv("PORTRAIT_DB_USER", logins[name])
-        return Project.open(root)
 
     owner = Project.open(root)  # the maintainer login runs `portrait prelabel`
     tracks = crops_by_track(owner)

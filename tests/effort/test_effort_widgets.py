@@ -77,6 +77,16 @@ class WidgetIdentityUI:
             self._key(Qt.Key.Key_T)
 
 
+def same_labels(model_world, widget_world) -> dict:
+    """The current labels the widgets left, checked equal to the ones the model's run left."""
+    with model_world.project.session() as s:
+        by_model = current_labels(s)
+    with widget_world.project.session() as s:
+        by_widgets = current_labels(s)
+    assert by_widgets == by_model
+    return by_widgets
+
+
 def _tracker_errors(world, world_mod) -> tuple[int, int]:
     """Two tracker errors (the same in every build): a crop pushed into an earlier track of another person
     (the strip shows it there: one click leaves it out) and one pushed into a later track (it comes first in
@@ -138,11 +148,7 @@ def test_widgets_cost_what_the_model_counts(make_world, effort, world_mod, qtbot
     assert max(len(t) for t in tracks_per_action.values()) >= 2
     assert hands.sent == tally.clicks["identity"]
     assert widget_tally.decisions == tally.decisions
-    with model_world.project.session() as s:
-        by_model = current_labels(s)
-    with widget_world.project.session() as s:
-        by_widgets = current_labels(s)
-    assert by_widgets == by_model and len(by_model) == len(model_world.truth)
+    assert len(same_labels(model_world, widget_world)) == len(model_world.truth)
     _, per = effort.accuracy(widget_world)
     assert per["identity"] == per["gender"] == 1.0
 
@@ -219,11 +225,7 @@ def test_track_view_costs_what_the_model_counts(make_world, tiny_spec, effort, w
         assert tally.actions[attr, "change_point"] >= 1 and tally.actions[attr, "navigate"] >= 1
         assert hands.sent == tally.clicks[attr], attr
         assert widget_tally.decisions == tally.decisions
-    with model_world.project.session() as s:
-        by_model = current_labels(s)
-    with widget_world.project.session() as s:
-        by_widgets = current_labels(s)
-    assert by_widgets == by_model
+    same_labels(model_world, widget_world)
     _, per = effort.accuracy(widget_world)
     assert per["body_posture"] == per["expression"] == 1.0
 
@@ -252,10 +254,6 @@ def test_character_view_costs_what_the_model_counts(make_world, tiny_spec, effor
     window.close()
     people = {t.person for t in model_world.tracks.values()}
     assert sent == tally.clicks["age"] == len(people)  # one key per character and per background track
-    with model_world.project.session() as s:
-        by_model = current_labels(s)
-    with widget_world.project.session() as s:
-        by_widgets = current_labels(s)
-    assert by_widgets == by_model
+    same_labels(model_world, widget_world)
     _, per = effort.accuracy(widget_world)
     assert per["age"] == 1.0

@@ -116,3 +116,22 @@ def team(tmp_path_factory) -> Iterator[Team]:
         yield Team(root, database, owner, logins, ids, crop_ids, roles)
     finally:
         drop_database_and_roles(database, roles)
+
+
+@pytest.fixture
+def as_login(team, monkeypatch):
+    """Open the team project as one person (PORTRAIT_DB_USER, as on that person's machine): a name of
+    ``PEOPLE`` opens as their login, any other name as that login itself (the owner)."""
+    from portrait_builder.store import Project
+
+    opened = []
+
+    def _open(name):
+        monkeypatch.setenv("PORTRAIT_DB_USER", team.logins.get(name, name))
+        project = Project.open(team.root)
+        opened.append(project)
+        return project
+
+    yield _open
+    for p in opened:
+        p.close()

@@ -5,26 +5,7 @@ by name; an annotator of another attribute is refused each write in one line, an
 from __future__ import annotations
 
 import pandas as pd
-import pytest
 from sqlalchemy import func, select
-
-
-@pytest.fixture
-def as_login(team, monkeypatch):
-    """Open the team project as one person (PORTRAIT_DB_USER, as on that person's machine)."""
-    from portrait_builder.store import Project
-
-    opened = []
-
-    def _open(name):
-        monkeypatch.setenv("PORTRAIT_DB_USER", team.logins.get(name, name))
-        project = Project.open(team.root)
-        opened.append(project)
-        return project
-
-    yield _open
-    for p in opened:
-        p.close()
 
 
 def _one_line(capsys, code):

@@ -11,25 +11,6 @@ import pytest  # noqa: E402
 from portrait_builder.errors import UserError  # noqa: E402
 
 
-@pytest.fixture
-def as_login(team, monkeypatch):
-    """Open the team project as one person (PORTRAIT_DB_USER, as on that person's machine)."""
-    from portrait_builder.store import Project
-
-    opened = []
-
-    def _open(name):
-        login = team.logins[name] if name in team.logins else name
-        monkeypatch.setenv("PORTRAIT_DB_USER", login)
-        project = Project.open(team.root)
-        opened.append(project)
-        return project
-
-    yield _open
-    for p in opened:
-        p.close()
-
-
 def _cli(capsys, *args):
     from portrait_builder.cli import main
 
