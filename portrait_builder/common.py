@@ -1,4 +1,5 @@
-"""Small helpers every stage needs once: a file's digest, crash-safe writes, and configs from mappings.
+"""Small helpers every stage needs once: a file's digest, crash-safe writes, configs from mappings, and
+a put on a bounded queue that a stop event interrupts.
 
 Kept free of heavy imports (no NumPy, no torch) so any module may use them.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -60,3 +63,18 @@ def config_from_mapping(cls: type[T], values: Mapping[str, Any], what: str) -> T
     if unknown:
         raise UserError(f"{what}: unknown key(s) {', '.join(unknown)}; valid: {', '.join(sorted(valid))}")
     return cls(**values)
+
+
+def put_unless_stopped(q: queue.Queue, item: Any, stop: threading.Event, drop: Callable[[], bool] | None = None) -> bool:
+    """Put ``item`` on the bounded queue ``q``, waiting in 0.2 s steps so that setting ``stop`` ends the
+    wait: False then (the item is not queued), True once it is. Where ``drop()`` turns true while waiting,
+    nobody will take the item any more: it is let go and counts as put."""
+    while not stop.is_set():
+        if drop is not None and drop():
+            return True
+        try:
+            q.put(item, timeout=0.2)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from portrait_builder.common import atomic_write_bytes, atomic_write_text, file_digest
+from portrait_builder.common import atomic_write_bytes, atomic_write_text, file_digest, put_unless_stopped
 from portrait_builder.detect import Detections, create_detector
 from portrait_builder.errors import UserError
 from portrait_builder.ingest.config import IngestConfig
@@ -117,16 +117,6 @@ def _canonical_order(dets: Detections) -> Detections:
     b = dets.xyxy
     order = np.lexsort((dets.scores, b[:, 3], b[:, 2], b[:, 1], b[:, 0]))
     return dets[order]
-
-
-def _put(q: queue.Queue, item, failure: _Failure) -> bool:
-    while not failure.stop.is_set():
-        try:
-            q.put(item, timeout=0.2)
-            return True
-        except queue.Full:
-            continue
-    return False
 
 
 def _get(q: queue.Queue, failure: _Failure):
@@ -673,7 +663,7 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
             stats.detections += len(dets)
             stats.tracked_boxes += len(tracked)
             step += 1
-            if not _put(q_write, (item.index, crops, touched, state), failure):
+            if not put_unless_stopped(q_write, (item.index, crops, touched, state), failure.stop):
                 break
             if bar is not None:
                 bar.update(1)
@@ -684,7 +674,7 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
     finally:
         if failure.exc is not None:
             decoder.close()  # unblocks the readers and the detect stage
-        _put(q_write, _END, failure)
+        put_unless_stopped(q_write, _END, failure.stop)
         for t in threads:
             t.join()
         decoder.close()

@@ -318,11 +318,8 @@ class VideoReader:
         stdout = self._proc.stdout
         try:
             while True:
-                buf = _read_exact(stdout, size)
+                buf = read_raw_frame(stdout, size, self._log)
                 if buf is None:
-                    break
-                if len(buf) < size:
-                    self._log.errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
                     break
                 index = self._index_of(out_n)
                 image = np.frombuffer(buf, np.uint8).reshape(h, w, 3)
@@ -360,19 +357,30 @@ class VideoReader:
         return None
 
 
-def _read_exact(stream, size: int) -> bytes | None:
-    """Read exactly ``size`` bytes (fewer only at end of stream; None when nothing was left)."""
-    chunks = []
+def read_exact(stream, size: int) -> bytearray | None:
+    """Read exactly ``size`` bytes from an unbuffered pipe into one buffer (fewer only at end of stream;
+    None when nothing was left)."""
+    buf = bytearray(size)
+    view = memoryview(buf)
     got = 0
     while got < size:
-        chunk = stream.read(size - got)
-        if not chunk:
+        k = stream.readinto(view[got:])
+        if not k:
             break
-        chunks.append(chunk)
-        got += len(chunk)
+        got += k
     if got == 0:
         return None
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    return buf if got == size else buf[:got]
+
+
+def read_raw_frame(stream, size: int, log: FfmpegLog) -> bytearray | None:
+    """The next raw frame of ``size`` bytes from ffmpeg's pipe: None at the end of the stream, and after a
+    last frame cut short, which ``log`` keeps as a decode error (the file is truncated)."""
+    buf = read_exact(stream, size)
+    if buf is not None and len(buf) < size:
+        log.errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
+        return None
+    return buf
 
 
 def _clean(line: str) -> str:

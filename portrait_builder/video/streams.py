@@ -33,8 +33,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from portrait_builder.common import put_unless_stopped
 from portrait_builder.errors import UserError
-from portrait_builder.video.decode import SHORTFALL_TOLERANCE, FfmpegLog, Frame, VideoInfo, ffmpeg_exe
+from portrait_builder.video.decode import (
+    SHORTFALL_TOLERANCE,
+    FfmpegLog,
+    Frame,
+    VideoInfo,
+    ffmpeg_exe,
+    read_exact,
+    read_raw_frame,
+)
 from portrait_builder.video.letterbox import PictureArea
 
 log = logging.getLogger(__name__)
@@ -205,15 +214,7 @@ class FilmDecoder:
                 self._stop.set()
 
     def _put(self, q: queue.Queue, item) -> bool:
-        while not self._stop.is_set():
-            if self._draining and q is self._full:
-                return True
-            try:
-                q.put(item, timeout=0.2)
-                return True
-            except queue.Full:
-                continue
-        return False
+        return put_unless_stopped(q, item, self._stop, drop=lambda: self._draining and q is self._full)
 
     def _read_work(self, f, size: int) -> None:
         w, h = self.plan.work_size
@@ -221,11 +222,8 @@ class FilmDecoder:
         out_n = 0
         try:
             while not self._stop.is_set():
-                buf = _read_exact(f, size)
+                buf = read_raw_frame(f, size, self._log)
                 if buf is None:
-                    break
-                if len(buf) < size:
-                    self._log.errors.append(f"last frame cut short ({len(buf)} of {size} bytes)")
                     break
                 index = first + out_n * self.plan.stride
                 frame = Frame(index, self._timestamp(out_n, index), np.frombuffer(buf, np.uint8).reshape(h, w, 3))
@@ -242,7 +240,7 @@ class FilmDecoder:
         out_n = 0
         try:
             while not self._stop.is_set():
-                buf = _read_exact(f, size)
+                buf = read_exact(f, size)
                 if buf is None or len(buf) < size:
                     break
                 index = first + out_n * every
@@ -256,7 +254,7 @@ class FilmDecoder:
         w, h = self.plan.thumb_size
         index = self.plan.start
         while not self._stop.is_set():
-            buf = _read_exact(f, size)
+            buf = read_exact(f, size)
             if buf is None or len(buf) < size:
                 break
             self.on_thumbnail(index, np.frombuffer(buf, np.uint8).reshape(h, w, 3))
@@ -343,18 +341,3 @@ class FilmDecoder:
                     "(truncated file?)"
                 )
         return None
-
-
-def _read_exact(stream, size: int) -> bytearray | None:
-    """Read exactly ``size`` bytes into one buffer (fewer only at end of stream; None when nothing was left)."""
-    buf = bytearray(size)
-    view = memoryview(buf)
-    got = 0
-    while got < size:
-        k = stream.readinto(view[got:])
-        if not k:
-            break
-        got += k
-    if got == 0:
-        return None
-    return buf if got == size else buf[:got]
