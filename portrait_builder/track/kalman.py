@@ -7,6 +7,8 @@ updates or gates every track of a frame; a single track is a stack of one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 #: 0.95 quantile of the chi-square distribution with N degrees of freedom (N = 1..9), used to gate
@@ -74,19 +76,18 @@ class KalmanFilter:
 
     def predict(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One time step for N tracks: x' = F x, P' = F P F^T + Q(h), Q from the pre-step height."""
-        mean = np.asarray(mean, dtype=np.float64).reshape(-1, 2 * self.ndim)
-        cov = np.asarray(covariance, dtype=np.float64).reshape(-1, 2 * self.ndim, 2 * self.ndim)
-        q = self._diag(self._process_std(mean[:, 3]))
-        f = self.motion_mat
-        return mean @ f.T, f @ cov @ f.T + q
+        return self._linear(self.motion_mat, mean, covariance, self._process_std)
 
     def project(self, mean: np.ndarray, covariance: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Project N states into measurement space: (H x, H P H^T + R(h))."""
+        return self._linear(self.update_mat, mean, covariance, self._measurement_std)
+
+    def _linear(self, m: np.ndarray, mean: np.ndarray, covariance: np.ndarray,
+                noise_std: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(M x, M P M^T + diag(noise_std(h)**2)) for N states, the noise from each state's height h."""
         mean = np.asarray(mean, dtype=np.float64).reshape(-1, 2 * self.ndim)
         cov = np.asarray(covariance, dtype=np.float64).reshape(-1, 2 * self.ndim, 2 * self.ndim)
-        r = self._diag(self._measurement_std(mean[:, 3]))
-        h = self.update_mat
-        return mean @ h.T, h @ cov @ h.T + r
+        return mean @ m.T, m @ cov @ m.T + self._diag(noise_std(mean[:, 3]))
 
     def update(
         self, mean: np.ndarray, covariance: np.ndarray, measurement: np.ndarray
