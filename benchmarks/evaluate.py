@@ -26,15 +26,14 @@ import argparse
 import json
 import os
 import platform
-import threading
 import time
-from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import torch
 
 from portrait_builder.evaluate import reid_metrics, reid_metrics_from_features
+from portrait_builder.testing.memory import RssSampler
 from portrait_builder.testing.reid_reference import market1501_reference
 
 reference_eval = partial(market1501_reference, sort_kind="quicksort")  # as torchreid sorts
@@ -68,31 +67,6 @@ def make_data(nq: int, ng: int, dim: int, signal: float, seed: int = 0, n_ids: i
     g_groups = rng.integers(0, (nq + ng) // 3, ng)
     g_groups[rng.random(ng) < 0.5] = -1
     return qf, gf, q_ids, g_ids, q_groups, g_groups
-
-
-def rss_gib() -> float:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
-
-
-@contextmanager
-def rss_peak(out: dict):
-    """Resident memory before (out["before"]) and at its highest during the block (out["peak"]), GiB,
-    sampled every 50 ms."""
-    out["before"] = out["peak"] = rss_gib()
-    stop = threading.Event()
-
-    def sample() -> None:
-        while not stop.wait(0.05):
-            out["peak"] = max(out["peak"], rss_gib())
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        thread.join()
 
 
 def timed(fn):
@@ -141,11 +115,10 @@ def small_case(dim: int, dev: str, quality: str, log) -> dict:
 
 def full_case(dim: int, dev: str, quality: str, log, check_queries: int = 300) -> dict:
     qf, gf, q_ids, g_ids, q_groups, g_groups = make_data(12361, 86006, dim, QUALITY[quality], seed=1)
-    mem: dict = {}
-    with rss_peak(mem):
+    with RssSampler(every=0.05) as mem:
         full, t_full, c_full = timed(partial(reid_metrics_from_features, qf, gf, q_ids, g_ids, q_groups, g_groups,
                                              macro=True, device=dev))
-    extra = mem["peak"] - mem["before"]  # memory the evaluation itself adds to the features
+    extra = (mem.peak - mem.before) / 2**10  # GiB the evaluation itself adds to the features
     sub = slice(0, check_queries)
     ref = market1501_reference(reference_distances(qf[sub].astype(np.float64), gf.astype(np.float64)),
                                q_ids[sub], g_ids, q_groups[sub], g_groups)

@@ -30,6 +30,7 @@ from portrait_builder.detect import create_detector
 from portrait_builder.ingest import IngestConfig, ingest_video, load_ingest_yaml
 from portrait_builder.store import Project
 from portrait_builder.synth import SynthConfig, render_video
+from portrait_builder.testing.memory import RssSampler
 from portrait_builder.video import VideoReader, ffmpeg_exe, probe
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -69,39 +70,6 @@ def _cpu() -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
-class RssSampler:
-    """Resident memory of this process sampled every ``every`` s in a thread: how much it grows over a run."""
-
-    def __init__(self, every: float = 0.25):
-        import threading
-
-        self.every, self.samples = every, []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def rss_mib() -> float:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            self.samples.append(self.rss_mib())
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def quarters(self) -> list[float]:
-        """Peak resident MiB in each quarter of the run: flat when the last quarters do not exceed the first."""
-        n = len(self.samples)
-        return [round(max(self.samples[i * n // 4:max((i + 1) * n // 4, i * n // 4 + 1)]), 1) for i in range(4)] if n else []
-
-
 def ffmpeg_decode_seconds(path: Path) -> float:
     """ffmpeg decoding every frame to nothing: the floor any ingest of this file sits on."""
     t = time.perf_counter()
@@ -129,7 +97,6 @@ def film(args) -> dict:
     build_s = time.perf_counter() - t
     with tempfile.TemporaryDirectory(dir=work) as d:
         project = Project.init(Path(d) / "p")
-        rss0 = RssSampler.rss_mib()
         cpu0, t = _cpu(), time.perf_counter()
         with RssSampler() as rss:
             report = ingest_video(project, clip, config, progress=False, detector=detector)
@@ -149,7 +116,7 @@ def film(args) -> dict:
         "shot_cuts": report["shot_cuts"], "working_size": report["working_size"], "picture_area": report["picture_area"],
         "track_stride": report["track_stride"],
         "stage_seconds": sec, "phash_share_of_wall": round(sec.get("phash", 0.0) / wall, 4),
-        "rss_mib_before": round(rss0, 1), "rss_mib_peak_by_quarter": rss.quarters(),
+        "rss_mib_before": round(rss.before, 1), "rss_mib_peak_by_quarter": rss.quarters(),
         "cpus": ncpu,
         "load_average_at_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     }
