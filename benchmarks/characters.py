@@ -101,8 +101,8 @@ def ingest(workdir: Path, name: str, video: Path, **options) -> tuple[Path, Path
     project = Project.init(project_dir)
     report = ingest_video(project, video, IngestConfig(mot_out=str(mot), **options), progress=False)
     project.close()
-    if report["status"] != "done":
-        raise SystemExit(f"ingest of {video} failed: {report.get('error')}")
+    if report.status != "done":
+        raise SystemExit(f"ingest of {video} failed: {report.error}")
     (project_dir / "done").write_text("ok")
     return project_dir, mot
 

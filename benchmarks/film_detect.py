@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -31,6 +32,9 @@ from scipy.optimize import linear_sum_assignment
 from portrait_builder.boxes import box_iou, xywh_to_xyxy
 from portrait_builder.detect import create_detector
 from portrait_builder.detect.types import Detections
+
+if TYPE_CHECKING:  # the ingest stack is imported only by the run that ingests
+    from portrait_builder.ingest import VideoReport
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 DEV = DATA / "movie" / "tears_of_steel"
@@ -167,7 +171,7 @@ def pets_mota_tracked(detector, frames: int) -> float:
 
 
 # --- (b) the full default ingest ---------------------------------------------------------------
-def default_ingest(video: Path, tmp: Path) -> tuple[Path, dict]:
+def default_ingest(video: Path, tmp: Path) -> tuple[Path, VideoReport]:
     from portrait_builder.ingest import IngestConfig, ingest_video
     from portrait_builder.store import Project
 
@@ -192,8 +196,8 @@ def score_ingest(gt: dict, tmp: Path, pets: bool) -> dict:
         r = rows[rows[:, 0] == index + 1]
         counts.append(score_frame(xywh_to_xyxy(r[:, 2:6]), pos, ign))
     out = {"detector": IngestConfig().detector, "dev": summarise(counts),
-           "dev_realtime": report["frames_processed"] / report["seconds"]["wall"] / report.get("fps", 24.0)
-           if report.get("seconds", {}).get("wall") else None}
+           "dev_realtime": report.frames_processed / report.seconds["wall"] / report.video.fps
+           if report.seconds.get("wall") and report.video else None}
     if pets:
         mot, _ = default_ingest(PETS_VIDEO, tmp)
         m = mot_metrics(read_pets09_gt(PETS_GT), read_mot(mot, gt=False))

@@ -103,18 +103,18 @@ def film(args) -> dict:
         wall, cpu = time.perf_counter() - t, _cpu() - cpu0
         project.close()
     ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    sec = report["seconds"]
+    sec = dict(report.seconds)
     return {
         "clip": name, "width": info.width, "height": info.height, "fps": info.fps, "frames": info.frame_count,
         "video_seconds": round(duration, 2), "config": {k: v for k, v in config.to_dict().items() if k != "mot_out"},
-        "detector": report["detector"]["name"], "detector_build_seconds": round(build_s, 2),
+        "detector": report.detector.name, "detector_build_seconds": round(build_s, 2),
         "wall_seconds": round(wall, 2), "realtime_ratio": round(duration / wall, 3),
         "cpu_seconds": round(cpu, 2), "realtime_ratio_if_cpus_were_free": round(duration / (cpu / ncpu), 3),
         "baseline_ffmpeg_decode_realtime_ratio": round(duration / decode_s, 3),
         "ingest_over_decode_floor": round(wall / decode_s, 3),
-        "frames_processed": report["frames_processed"], "crops": report["crops"], "tracks": report["tracks"],
-        "shot_cuts": report["shot_cuts"], "working_size": report["working_size"], "picture_area": report["picture_area"],
-        "track_stride": report["track_stride"],
+        "frames_processed": report.frames_processed, "crops": report.crops, "tracks": report.tracks,
+        "shot_cuts": list(report.shot_cuts), "working_size": list(report.working_size),
+        "picture_area": list(report.picture_area), "track_stride": report.track_stride,
         "stage_seconds": sec, "phash_share_of_wall": round(sec.get("phash", 0.0) / wall, 4),
         "rss_mib_before": round(rss.before, 1), "rss_mib_peak_by_quarter": rss.quarters(),
         "cpus": ncpu,
@@ -167,7 +167,7 @@ def measure(path: Path, options: dict, frames: int | None, tmp: Path) -> dict:
     project = Project.init(tmp / f"p{time.time_ns()}")
     cfg = IngestConfig(detector="hog", detector_options=options, track_stride=1, crop_every=5, min_height=30)
     report = ingest_video(project, clip, cfg, progress=False, detector=det)
-    e2e = report["frames_processed"] / report["seconds"]["wall"]
+    e2e = report.frames_processed / report.seconds["wall"]
     return {"frames": n, "decode_fps": decode_fps, "detect_fps": detect_fps, "end_to_end_fps": e2e,
             "ratio": e2e / min(decode_fps, detect_fps)}
 

@@ -58,7 +58,7 @@ def main() -> None:
         t_ray = time.perf_counter() - t
         ray.shutdown()
         same = crops(local) == crops(distributed)
-    frames = sum(r["frames_processed"] for r in reports)
+    frames = sum(r.frames_processed for r in reports)
     print(f"{a.videos} videos x {a.frames} frames (480x320 synthetic, HOG); Ray: {resources.get('CPU', 0):.0f} CPU, "
           f"{resources.get('GPU', 0):.0f} GPU")
     print(f"{'executor':<26} {'wall s':>8} {'frames/s':>9}")

@@ -129,7 +129,7 @@ def _ingest_fps(args, weights) -> None:
         report = ingest_video(project, video, cfg, progress=False)
         dt = time.perf_counter() - t0
         fps = n / dt if dt else float("nan")
-        print(f"end-to-end ingest --detector jde ({n} frames, {Path(video).name}, status {report.get('status')}): "
+        print(f"end-to-end ingest --detector jde ({n} frames, {Path(video).name}, status {report.status}): "
               f"{fps:.2f} fps, {fps / PUBLISHED_FPS:.3f}x published", flush=True)
         project.close()
 

@@ -68,8 +68,8 @@ def stage_ingest(out: Path, cfg: DemoConfig, ctx: dict) -> None:
         # made for real footage) hardly sees them, HOG's shape template does.
         report = ingest_video(project, path, IngestConfig(detector="hog", crop_every=cfg.crop_every,
                                                           mot_out=str(path.with_suffix(".mot.txt"))), progress=False)
-        ctx["truth"][report["video_id"]] = gt
-        _say("ingest", f"{path.name}: {report['tracks']} tracks, {report['crops']} crops", t)
+        ctx["truth"][report.video_id] = gt
+        _say("ingest", f"{path.name}: {report.tracks} tracks, {report.crops} crops", t)
 
 
 def stage_label(out: Path, cfg: DemoConfig, ctx: dict) -> None:

@@ -61,7 +61,7 @@ _FLAGS = {"detector": "detector", "weights": "weights", "device": "device", "tra
           "shot_detector": "shot_detector", "min_height": "min_height", "min_score": "min_score"}
 
 
-def cmd_ingest(args) -> int:
+def cmd_ingest(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from portrait_builder.errors import UserError
@@ -107,14 +107,14 @@ def cmd_ingest(args) -> int:
     bad = []
     for req, report in executor.run(project, requests, progress=not args.no_progress):
         v = req.path
-        if report.get("skipped"):
-            print(f"{v}: already ingested (video {report['video_id']}), nothing to do")
+        if report.skipped:
+            print(f"{v}: already ingested (video {report.video_id}), nothing to do")
             continue
-        print(f"{v}: {report['status']}: {report['frames_processed']} frames, {report.get('shots', 1)} shots, "
-              f"{report['tracks']} tracks, {report['crops']} crops, {report['fps_end_to_end']} frames/s"
-              + (f" ({report['realtime_ratio']}x real time)" if report.get("realtime_ratio") else ""))
-        if report["status"] != "done":
-            bad.append(f"{v}: {report['status']}: {report['error']}")
+        print(f"{v}: {report.status}: {report.frames_processed} frames, {report.shots} shots, "
+              f"{report.tracks} tracks, {report.crops} crops, {report.fps_end_to_end} frames/s"
+              + (f" ({report.realtime_ratio}x real time)" if report.realtime_ratio else ""))
+        if report.status != "done":
+            bad.append(f"{v}: {report.status}: {report.error}")
     if bad:
         kept = " (crops before the bad point are kept)" if any(": partial: " in b for b in bad) else ""
         print(f"portrait: error: {'; '.join(bad)}{kept}", file=sys.stderr)

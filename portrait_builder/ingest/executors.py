@@ -12,9 +12,11 @@ import os
 import socket
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
+from portrait_builder.detect import Detector
 from portrait_builder.errors import UserError
 from portrait_builder.ingest.config import IngestConfig
 from portrait_builder.ingest.pipeline import (
@@ -29,6 +31,7 @@ from portrait_builder.ingest.pipeline import (
     produce_video,
     remove_uncommitted_files,
 )
+from portrait_builder.ingest.report import ProducedVideo, RayRun, VideoReport
 from portrait_builder.store import Project
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,7 @@ class LocalExecutor:
 
     name = "local"
 
-    def run(self, project: Project, requests: list[VideoRequest], progress: bool = True) -> Iterator[tuple[VideoRequest, dict]]:
+    def run(self, project: Project, requests: list[VideoRequest], progress: bool = True) -> Iterator[tuple[VideoRequest, VideoReport]]:
         for r in requests:
             yield r, ingest_video(project, r.path, r.config, progress=progress)
 
@@ -76,7 +79,7 @@ class RayExecutor:
             raise UserError("ray executor: max_retries must be >= 0 and num_cpus > 0")
         self.address, self.max_retries, self.num_cpus = address, int(max_retries), float(num_cpus)
 
-    def run(self, project: Project, requests: list[VideoRequest], progress: bool = True) -> Iterator[tuple[VideoRequest, dict]]:
+    def run(self, project: Project, requests: list[VideoRequest], progress: bool = True) -> Iterator[tuple[VideoRequest, VideoReport]]:
         try:
             import ray
         except ImportError:  # pragma: no cover - ray is a declared dependency
@@ -98,21 +101,21 @@ class RayExecutor:
             if started_here:
                 ray.shutdown()
 
-    def _run(self, ray, project: Project, requests: list[VideoRequest], progress: bool):
+    def _run(self, ray, project: Project, requests: list[VideoRequest], progress: bool) -> Iterator[tuple[VideoRequest, VideoReport]]:
         fault = os.environ.get(FAULT_ENV) or None
-        detectors: dict[str, object] = {}
-        prepared: list[tuple[VideoRequest, PreparedVideo | dict]] = []
+        detectors: dict[str, Detector] = {}
+        prepared: list[tuple[VideoRequest, PreparedVideo | VideoReport]] = []
         seen: dict[int, str] = {}
         for r in requests:
-            p = prepare_video(project, r.path, r.config, lambda c=r.config: _driver_detector(detectors, c))
+            p = prepare_video(project, r.path, r.config, partial(_driver_detector, detectors, r.config))
             if isinstance(p, PreparedVideo) and p.job.video_id in seen:  # the same content named twice
-                p = {"video_id": p.job.video_id, "status": "done", "skipped": True, "path": r.path,
-                     "duplicate_of": seen[p.job.video_id]}
+                p = VideoReport(video_id=p.job.video_id, path=r.path, fingerprint=p.fingerprint, status="done",
+                                skipped=True, duplicate_of=seen[p.job.video_id])
             elif isinstance(p, PreparedVideo):
                 seen[p.job.video_id] = r.path
             prepared.append((r, p))
         for r, p in prepared:
-            if isinstance(p, dict):
+            if isinstance(p, VideoReport):
                 yield r, p
         work = [(r, p) for r, p in prepared if isinstance(p, PreparedVideo)]
         if not work:
@@ -135,7 +138,7 @@ class RayExecutor:
                 ready, pending = ray.wait(pending, num_returns=1)
                 r, p = refs[ready[0]]
                 report = self._collect(ray, project, ready[0], p)
-                crops += int(report.get("crops") or 0)
+                crops += report.crops
                 if bar is not None:
                     bar.update(1)
                     bar.set_postfix(crops=crops, refresh=False)
@@ -148,32 +151,31 @@ class RayExecutor:
             if bar is not None:
                 bar.close()
 
-    def _collect(self, ray, project: Project, ref, p: PreparedVideo) -> dict:
+    def _collect(self, ray, project: Project, ref, p: PreparedVideo) -> VideoReport:
         video_id = p.job.video_id
         try:
-            out = ray.get(ref)
+            out: _Produced | _Refused = ray.get(ref)
         except ray.exceptions.RayError as exc:
             cause = getattr(exc, "cause", None) or exc
             return _failed(project, p, f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1] if str(cause).strip() else ''}"
                            f" (after {self.max_retries} retries)")
-        if out.get("user_error"):
-            return _failed(project, p, out["user_error"])
-        produced = out["produced"]
-        det = produced["detector"]
-        if det["fingerprint"] != p.detector_fingerprint:
-            return _failed(project, p, f"the worker's {det['name']} detector ({det['fingerprint'][:12]}) differs from the "
-                                       f"driver's ({p.detector_fingerprint[:12]}): install the same versions and weights on every node")
+        if isinstance(out, _Refused):
+            return _failed(project, p, out.user_error)
+        produced = out.produced
+        det = produced.detector
+        if det.fingerprint != p.detector.fingerprint:
+            return _failed(project, p, f"the worker's {det.name} detector ({det.fingerprint[:12]}) differs from the "
+                                       f"driver's ({p.detector.fingerprint[:12]}): install the same versions and weights on every node")
         t0 = time.perf_counter()
         inserted = 0
-        for batch in out["batches"]:
+        for batch in out.batches:
             inserted += commit_batch(project, video_id, batch)
-        produced["seconds"]["commit"] = produced["seconds"].get("commit", 0.0) + time.perf_counter() - t0
+        commit_s = produced.seconds.get("commit", 0.0) + time.perf_counter() - t0
+        produced = replace(produced, seconds={**produced.seconds, "commit": commit_s})
         removed = remove_uncommitted_files(project, video_id)  # anything a failed attempt wrote and no row names
         if removed:
             log.info("video %d: removed %d files of a failed attempt", video_id, removed)
-        report = finish_video(project, p, produced)
-        report.update(executor="ray", node=out.get("node"), rows_inserted=inserted)
-        return report
+        return replace(finish_video(project, p, produced), ray=RayRun(node=out.node, rows_inserted=inserted))
 
 
 def check_reachable(address: str | None, timeout: float = 5.0) -> None:
@@ -200,17 +202,17 @@ def gpus_per_task(cluster_resources: dict) -> int:
     return 1 if float(cluster_resources.get("GPU", 0) or 0) >= 1 else 0
 
 
-def _failed(project: Project, p: PreparedVideo, error: str) -> dict:
+def _failed(project: Project, p: PreparedVideo, error: str) -> VideoReport:
     """The task failed for good: nothing of it was committed, so every file it wrote is an orphan."""
     video_id = p.job.video_id
     removed = remove_uncommitted_files(project, video_id)
     _mark(project, video_id, "failed", error, None)
     log.warning("video %d (%s) failed: %s; removed %d uncommitted files", video_id, p.job.path, error, removed)
-    return {"video_id": video_id, "path": p.job.path, "status": "failed", "error": error, "frames_processed": 0,
-            "tracks": 0, "crops": 0, "fps_end_to_end": None, "executor": "ray"}
+    return VideoReport(video_id=video_id, path=p.job.path, fingerprint=p.fingerprint, status="failed", error=error,
+                       ray=RayRun(node=None, rows_inserted=0))
 
 
-def _driver_detector(cache: dict, config: IngestConfig):
+def _driver_detector(cache: dict[str, Detector], config: IngestConfig) -> Detector:
     """The detector's identity (name, fingerprint, params) for registering videos: built on the driver's
     CPU once per distinct setting; the workers build their own."""
     from portrait_builder.detect import create_detector
@@ -221,7 +223,23 @@ def _driver_detector(cache: dict, config: IngestConfig):
     return cache[key]
 
 
-def _produce_task(job: VideoJob, fault: str | None = None) -> dict:
+@dataclass(frozen=True)
+class _Produced:
+    """A Ray task's result, pickled back to the driver: the counters, the rows to commit, the worker's node."""
+
+    produced: ProducedVideo
+    batches: tuple[CommitBatch, ...]
+    node: str | None
+
+
+@dataclass(frozen=True)
+class _Refused:
+    """A Ray task that refused its video for a settings error (retrying cannot help): the one-line reason."""
+
+    user_error: str
+
+
+def _produce_task(job: VideoJob, fault: str | None = None) -> _Produced | _Refused:
     """The Ray task: produce one video with a collecting sink and return its rows (never opens the store)."""
     batches: list[CommitBatch] = []
 
@@ -233,7 +251,7 @@ def _produce_task(job: VideoJob, fault: str | None = None) -> dict:
     try:
         produced = produce_video(job, sink, progress=False)
     except UserError as exc:  # bad settings or weights: retrying cannot help
-        return {"user_error": str(exc)}
+        return _Refused(str(exc))
     node = None
     try:
         import ray
@@ -241,7 +259,7 @@ def _produce_task(job: VideoJob, fault: str | None = None) -> dict:
         node = ray.get_runtime_context().get_node_id()
     except (ImportError, RuntimeError):  # called outside Ray (tests of the task body): no node to name
         pass
-    return {"produced": produced, "batches": batches, "node": node}
+    return _Produced(produced, tuple(batches), node)
 
 
 def _maybe_fail(fault: str, video_id: int, n_batches: int) -> None:

@@ -49,17 +49,27 @@ import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import func, select
 
 from portrait_builder.common import atomic_write_bytes, atomic_write_text, file_digest, put_unless_stopped
-from portrait_builder.detect import Detections, create_detector
+from portrait_builder.detect import Detections, Detector, create_detector
 from portrait_builder.errors import UserError
 from portrait_builder.ingest.config import IngestConfig
 from portrait_builder.ingest.crops import blur_score, encode_jpeg, extract_crop
+from portrait_builder.ingest.report import (
+    DetectorIdentity,
+    IngestTotals,
+    ProducedVideo,
+    VideoProperties,
+    VideoReport,
+    VideoStatus,
+)
 from portrait_builder.store import Crop, Project, Track, Video
 from portrait_builder.video import Frame, VideoInfo, probe
 from portrait_builder.video.letterbox import PictureArea, detect_picture_area
@@ -85,7 +95,7 @@ class _Stats:
     detections: int = 0
     tracked_boxes: int = 0
     crops: int = 0
-    seconds: dict = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(_STAGES, 0.0))
 
 
 @dataclass
@@ -316,6 +326,14 @@ class CommitBatch:
     crops: tuple[CropRow, ...] = ()
 
 
+class CommitSink(Protocol):
+    """Where :func:`produce_video` hands each finished :class:`CommitBatch`, from its writer thread, in
+    frame order: :func:`commit_batch` bound to a project and video (``ingest_video``), or a list's
+    ``append`` (a Ray worker, whose driver commits later). What it returns is ignored."""
+
+    def __call__(self, batch: CommitBatch, /) -> object: ...
+
+
 def commit_batch(project: Project, video_id: int, batch: CommitBatch) -> int:
     """Commit one batch in ONE transaction: tracks upserted by (video, tracker id), crops inserted only
     where (video, frame, track) is absent, ``videos.last_committed_frame`` and the resume state advanced.
@@ -400,7 +418,8 @@ class _Writer:
     """JPEG files, sharpness and pHash for ``commit_every`` processed frames at a time; each finished batch
     of rows goes to ``sink`` (the store commit locally, a list on a Ray worker)."""
 
-    def __init__(self, crop_root: Path, video_id: int, config: IngestConfig, stats: _Stats, sink, resume_state: dict):
+    def __init__(self, crop_root: Path, video_id: int, config: IngestConfig, stats: _Stats, sink: CommitSink,
+                 resume_state: dict):
         from portrait_builder.dedup.phash import phash_files_checked, to_signed
 
         self._phash, self._signed = phash_files_checked, to_signed
@@ -493,14 +512,13 @@ class _Detected:
     crops: tuple[np.ndarray | None, ...] | None
 
 
-def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None = None, progress: bool = False) -> dict:
+def produce_video(job: VideoJob, sink: CommitSink, *, detector: Detector | None = None, info: VideoInfo | None = None,
+                  progress: bool = False) -> ProducedVideo:
     """Decode, detect, track and write the crop files of ``job``; every ``commit_every`` processed frames
     hand one :class:`CommitBatch` to ``sink``. Never touches the store (a Ray worker runs this).
 
-    Returns the production counters: frames_decoded, frames_processed, detections, tracked_boxes, tracks,
-    crops, shots, shot_cuts, seconds per stage, error (a truncated/corrupt stream: the frames before it
-    are produced), the geometry used (picture area, sar, working size) and the detector's name and
-    fingerprint. Re-raises whatever stopped a stage, after every thread has stopped.
+    Returns the production counters (:class:`ProducedVideo`). Re-raises whatever stopped a stage, after
+    every thread has stopped.
     """
     from portrait_builder.track import JDETracker, TrackerConfig
 
@@ -686,40 +704,43 @@ def produce_video(job: VideoJob, sink, *, detector=None, info: VideoInfo | None 
     if failure.exc is not None:
         raise failure.exc
     last = decoder.last_index
-    return {
-        "frames_decoded": (last + 1 - start) if last >= 0 else 0,
-        "frames_processed": stats.frames,
-        "detections": stats.detections,
-        "tracked_boxes": stats.tracked_boxes,
-        "tracks": n_tracks,
-        "crops": stats.crops,
-        "shots": shot_index + 1,
-        "shot_cuts": list(shot_cuts),
-        "shot_detector": shots.name if shots else None,
-        "picture_area": area.as_list(),
-        "sar": info.sar,
-        "working_size": list(plan.work_size),
-        "track_stride": stride,
-        "seconds": dict(stats.seconds),
-        "error": error[0],
-        "detector": {"name": detector.name, "fingerprint": detector.fingerprint},
-    }
+    return ProducedVideo(
+        frames_decoded=(last + 1 - start) if last >= 0 else 0,
+        frames_processed=stats.frames,
+        detections=stats.detections,
+        tracked_boxes=stats.tracked_boxes,
+        tracks=n_tracks,
+        crops=stats.crops,
+        shots=shot_index + 1,
+        shot_cuts=shot_cuts,
+        shot_detector=shots.name if shots else None,
+        picture_area=(area.x, area.y, area.width, area.height),
+        sar=info.sar,
+        working_size=plan.work_size,
+        track_stride=stride,
+        seconds=dict(stats.seconds),
+        error=error[0],
+        detector=DetectorIdentity(detector.name, detector.fingerprint),
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
 class PreparedVideo:
-    """A registered video ready to produce (driver side): the job plus what its report needs."""
+    """A registered video ready to produce (driver side): the job plus what its report needs.
+
+    ``prior``: the totals of the video's earlier runs (zero for a first run), which its report adds to.
+    """
 
     job: VideoJob
     info: VideoInfo
     fingerprint: str
-    prior_report: dict
-    detector_name: str
-    detector_fingerprint: str
+    prior: IngestTotals
+    detector: DetectorIdentity
     t_start: float
 
 
-def prepare_video(project: Project, path: str | Path, config: IngestConfig, detector) -> PreparedVideo | dict:
+def prepare_video(project: Project, path: str | Path, config: IngestConfig,
+                  detector: Detector | Callable[[], Detector]) -> PreparedVideo | VideoReport:
     """Probe, fingerprint and register ``path``, delete files of its uncommitted batches and compute the
     resume point. Returns the ``skipped`` report instead when the video is already ``done``.
 
@@ -736,8 +757,8 @@ def prepare_video(project: Project, path: str | Path, config: IngestConfig, dete
         existing = s.scalar(select(Video).where(Video.fingerprint == fingerprint))
         if existing is not None and existing.status == "done":
             log.info("%s is already ingested (video %d)", path, existing.id)
-            return {**(existing.report or {}), "video_id": existing.id, "status": "done", "skipped": True, "path": str(path)}
-    if callable(detector) and not hasattr(detector, "detect"):
+            return VideoReport(video_id=existing.id, path=str(path), fingerprint=fingerprint, status="done", skipped=True)
+    if not isinstance(detector, Detector):
         detector = detector()
     video_id, _, last_committed = _register_video(project, path, fingerprint, info, config, detector)
     removed = remove_uncommitted_files(project, video_id)
@@ -748,68 +769,81 @@ def prepare_video(project: Project, path: str | Path, config: IngestConfig, dete
         resume = dict((v.params or {}).get("resume") or {})
         max_tid = s.scalar(select(func.max(Track.tracker_id)).where(Track.video_id == video_id)) or 0
         max_shot = s.scalar(select(func.max(Track.shot_index)).where(Track.video_id == video_id))
-        prior_report = v.report or {}
+        prior = (v.report or {}).get("cumulative") or {}
     start = last_committed + 1
     shot_index = (max(resume.get("shot_index", 0), max_shot or 0) + 1) if start > 0 else 0
     next_id = max(int(resume.get("next_track_id", 1)), max_tid + 1)
     cuts = tuple(int(c) for c in resume.get("shot_cuts") or ()) if start > 0 else ()
     job = VideoJob(video_id=video_id, path=str(path), crop_root=str(project.crop_root.resolve()), config=config,
                    start=start, shot_index=shot_index, next_track_id=next_id, shot_cuts=cuts)
-    return PreparedVideo(job, info, fingerprint, prior_report, detector.name, detector.fingerprint, t_start)
+    totals = IngestTotals(**{k: int(prior.get(k, 0)) for k in ("frames_processed", "detections", "tracks", "crops")})
+    return PreparedVideo(job, info, fingerprint, totals, DetectorIdentity(detector.name, detector.fingerprint), t_start)
 
 
-def finish_video(project: Project, prepared: PreparedVideo, produced: dict) -> dict:
+def finish_video(project: Project, prepared: PreparedVideo, produced: ProducedVideo) -> VideoReport:
     """Build the per-video report from the production counters, mark the video done or partial and write
     ``PROJECT/reports/<id>_<stem>.json``."""
-    job, info, config = prepared.job, prepared.info, prepared.job.config
-    status = "partial" if produced["error"] else "done"
+    job, info, prior = prepared.job, prepared.info, prepared.prior
+    status: VideoStatus = "partial" if produced.error else "done"
     wall = time.perf_counter() - prepared.t_start
-    prev = prepared.prior_report.get("cumulative") or {}
-    report = {
-        "video_id": job.video_id,
-        "path": str(Path(job.path).resolve()),
-        "fingerprint": prepared.fingerprint,
-        "status": status,
-        "error": produced["error"],
-        "resumed_from_frame": job.start if job.start > 0 else None,
-        **{k: produced[k] for k in ("frames_decoded", "frames_processed", "detections", "tracked_boxes", "tracks", "crops", "shots",
-                                    "shot_cuts", "shot_detector", "picture_area", "working_size", "track_stride")},
-        "seconds": {**{k: round(v, 3) for k, v in produced["seconds"].items()}, "wall": round(wall, 3)},
-        "fps_end_to_end": round(produced["frames_processed"] / wall, 2) if wall > 0 else None,
+    report = VideoReport(
+        video_id=job.video_id,
+        path=str(Path(job.path).resolve()),
+        fingerprint=prepared.fingerprint,
+        status=status,
+        error=produced.error,
+        resumed_from_frame=job.start if job.start > 0 else None,
+        frames_decoded=produced.frames_decoded,
+        frames_processed=produced.frames_processed,
+        detections=produced.detections,
+        tracked_boxes=produced.tracked_boxes,
+        tracks=produced.tracks,
+        crops=produced.crops,
+        shots=produced.shots,
+        shot_cuts=produced.shot_cuts,
+        shot_detector=produced.shot_detector,
+        picture_area=produced.picture_area,
+        working_size=produced.working_size,
+        track_stride=produced.track_stride,
+        seconds={**{k: round(v, 3) for k, v in produced.seconds.items()}, "wall": round(wall, 3)},
+        fps_end_to_end=round(produced.frames_processed / wall, 2) if wall > 0 else None,
         # seconds of video ingested per second of wall time (what "1.5x real time" means)
-        "realtime_ratio": round(produced["frames_decoded"] / info.fps / wall, 3) if wall > 0 and info.fps else None,
-        "detector": {"name": prepared.detector_name, "fingerprint": prepared.detector_fingerprint},
-        "video": {"width": info.width, "height": info.height, "fps": info.fps, "frame_count": info.frame_count,
-                  "sar": info.sar},
-        "config": config.to_dict(),
-    }
-    report["cumulative"] = {
-        k: int(prev.get(k, 0)) + int(report[k]) for k in ("frames_processed", "detections", "tracks", "crops")
-    }
-    _mark(project, job.video_id, status, produced["error"], report)
+        realtime_ratio=round(produced.frames_decoded / info.fps / wall, 3) if wall > 0 and info.fps else None,
+        detector=prepared.detector,
+        video=VideoProperties(info.width, info.height, info.fps, info.frame_count, info.sar),
+        config=job.config,
+        cumulative=IngestTotals(
+            frames_processed=prior.frames_processed + produced.frames_processed,
+            detections=prior.detections + produced.detections,
+            tracks=prior.tracks + produced.tracks,
+            crops=prior.crops + produced.crops,
+        ),
+    )
+    _mark(project, job.video_id, status, produced.error, report)
     _write_report(project, job.video_id, Path(job.path), report)
     return report
 
 
-def ingest_video(project: Project, path: str | Path, config: IngestConfig | None = None, progress: bool = True, *, detector=None) -> dict:
+def ingest_video(project: Project, path: str | Path, config: IngestConfig | None = None, progress: bool = True, *,
+                 detector: Detector | None = None) -> VideoReport:
     """Ingest one video into ``project``; returns the per-video report (also stored in ``videos.report``
     and written to ``PROJECT/reports/<video id>_<stem>.json``).
 
     Missing files and non-videos raise :class:`UserError` before anything is stored. A truncated or
     corrupt stream keeps every crop before the bad point and returns ``status == "partial"`` with the
     reason in ``error``. A video already ``done`` (same content fingerprint) is not ingested again:
-    the report has ``skipped: True``. ``detector``: a ready detector instance (else built from config).
+    the report has ``skipped`` set. ``detector``: a ready detector instance (else built from config).
     """
     config = config or IngestConfig()
-    built: list = [detector] if detector is not None else []
+    built: list[Detector] = [detector] if detector is not None else []
 
-    def build():
+    def build() -> Detector:
         if not built:
             built.append(create_detector(config.detector, weights=config.weights, device=config.device, **config.detector_options))
         return built[0]
 
     prepared = prepare_video(project, path, config, build)
-    if isinstance(prepared, dict):
+    if isinstance(prepared, VideoReport):
         return prepared
     video_id = prepared.job.video_id
     try:
@@ -835,19 +869,19 @@ def _open_mot(path: str, start: int):
     return p.open("w", encoding="utf-8")
 
 
-def _mark(project: Project, video_id: int, status: str, error: str | None, report: dict | None) -> None:
+def _mark(project: Project, video_id: int, status: VideoStatus, error: str | None, report: VideoReport | None) -> None:
     def fn(s):
         v = s.get(Video, video_id)
         v.status = status
         v.error = error
         if report is not None:
-            v.report = report
+            v.report = report.to_dict()
 
     project.run_write(fn)
 
 
-def _write_report(project: Project, video_id: int, path: Path, report: dict) -> Path:
+def _write_report(project: Project, video_id: int, path: Path, report: VideoReport) -> Path:
     folder = project.root / "reports"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / f"{video_id:05d}_{path.stem}.json"
-    return atomic_write_text(target, json.dumps(report, indent=2, sort_keys=True))
+    return atomic_write_text(target, json.dumps(report.to_dict(), indent=2, sort_keys=True))

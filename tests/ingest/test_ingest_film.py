@@ -54,7 +54,7 @@ def _crops(project: Project) -> dict:
 def _ingest(tmp_path, name, path, config=BASE, detector=None):
     project = Project.init(tmp_path / name)
     report = ingest_video(project, path, config, progress=False, detector=detector)
-    assert report["status"] == "done" and report["error"] is None
+    assert report.status == "done" and report.error is None
     return project, report
 
 
@@ -65,8 +65,8 @@ def test_letterbox_found_and_boxes_in_source_pixels(clips, tmp_path):
     assert (area.x, area.y, area.width, area.height) == (0, 40, 480, 320)
     ref_project, ref = _ingest(tmp_path, "ref", paths["clip"])
     lb_project, lb = _ingest(tmp_path, "lb", paths["letterbox"])
-    assert lb["picture_area"] == [0, 40, 480, 320] and ref["picture_area"] == [0, 0, 480, 320]
-    assert lb["working_size"] == ref["working_size"] == [480, 320]  # the bars are not in the working frame
+    assert lb.picture_area == (0, 40, 480, 320) and ref.picture_area == (0, 0, 480, 320)
+    assert lb.working_size == ref.working_size == (480, 320)  # the bars are not in the working frame
     a, b = _crops(ref_project), _crops(lb_project)
     assert set(a) == set(b) and len(a) > 10  # the detector saw the same pictures
     for key, (c, _) in a.items():
@@ -82,7 +82,7 @@ def test_non_square_pixels_keep_true_proportions(clips, tmp_path):
     assert (info.width, info.height, info.sar) == (240, 320, 2.0)
     ref_project, _ = _ingest(tmp_path, "ref", paths["clip"])
     ana_project, ana = _ingest(tmp_path, "ana", paths["anamorphic"])
-    assert ana["working_size"] == [480, 320] and ana["video"]["sar"] == 2.0  # detection on square pixels
+    assert ana.working_size == (480, 320) and ana.video.sar == 2.0  # detection on square pixels
     a, b = _crops(ref_project), _crops(ana_project)
     common = sorted(set(a) & set(b))
     assert len(common) >= 0.7 * len(a) > 5
@@ -124,7 +124,7 @@ def test_shot_cuts_at_frame_accuracy_with_stride(tmp_path):
     assert gt.cuts == list(cuts) == detect_shot_cuts(path)
     project, report = _ingest(tmp_path, "cuts", path, IngestConfig(detector="hog", track_stride=3, crop_every=2,
                                                                    min_height=40))
-    assert report["shot_cuts"] == gt.cuts and report["shots"] == 4
+    assert report.shot_cuts == cuts and report.shots == 4
     crops = _crops(project)
     assert crops
     with project.session() as s:
@@ -168,8 +168,8 @@ def test_face_fields_sharpness_and_phash_stored(clips, tmp_path, project):
     # working size below the clip's (480 -> 400): faces are mapped from working to source pixels
     report = ingest_video(project, paths["clip"], IngestConfig(track_stride=2, crop_every=2, min_height=40, working_size=400,
                           shot_detector="histogram"), progress=False, detector=_HeadFaces())
-    assert report["status"] == "done"
-    assert report["working_size"] == [400, 266]
+    assert report.status == "done"
+    assert report.working_size == (400, 266)
     crops = [c for c, _ in _crops(project).values()]
     seen = {True: 0, False: 0}
     for c in crops:
@@ -233,7 +233,7 @@ def test_late_shot_decisions_do_not_deadlock(clips, tmp_path, monkeypatch):
     worker.join(180)
     assert not worker.is_alive(), "ingest deadlocked waiting for shot decisions"
     project, report = result["r"]
-    assert report["shot_cuts"] == list(CUTS)
+    assert report.shot_cuts == CUTS
     monkeypatch.undo()
     ref_project, _ = _ingest(tmp_path, "now", paths["clip"], cfg)
     a, b = _crops(ref_project), _crops(project)
@@ -261,7 +261,7 @@ def test_default_ingest_of_real_film(shared_data, tmp_path):
     clip = shared_data / "movie" / "tears_of_steel" / "clip.mp4"
     cuts = json.loads((clip.parent / "shots.json").read_text())["cuts"]
     project, report = _ingest(tmp_path, "tos", clip, IngestConfig())
-    assert report["track_stride"] == 3 and report["shot_cuts"] == cuts
+    assert report.track_stride == 3 and report.shot_cuts == tuple(cuts)
     crops = [c for c, _ in _crops(project).values()]
     faces = [c for c in crops if c.face_visible]
     assert faces and any(c.face_visible is False for c in crops)

@@ -9,9 +9,27 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from portrait_builder.ingest import CROP_H, CROP_W, IngestConfig, doctor, expand_to_aspect, extract_crop, ingest_video
+from portrait_builder.ingest import (
+    CROP_H,
+    CROP_W,
+    IngestConfig,
+    VideoReport,
+    doctor,
+    expand_to_aspect,
+    extract_crop,
+    ingest_video,
+)
+from portrait_builder.ingest.report import RayRun
 from portrait_builder.store import Crop, Track, Video
 from portrait_builder.synth import SynthConfig, render_video
+
+# The keys of a report file and of videos.report, in the order videos.report keeps them.
+REPORT_KEYS = [
+    "video_id", "path", "fingerprint", "status", "error", "resumed_from_frame", "frames_decoded", "frames_processed",
+    "detections", "tracked_boxes", "tracks", "crops", "shots", "shot_cuts", "shot_detector", "picture_area",
+    "working_size", "track_stride", "seconds", "fps_end_to_end", "realtime_ratio", "detector", "video", "config",
+    "cumulative",
+]
 
 
 @pytest.fixture(scope="module")
@@ -36,16 +54,16 @@ def test_ingest_synthetic_clip(project, synth_clip, tmp_path):
     path, gt = synth_clip
     mot = tmp_path / "out.txt"
     report = ingest_video(project, path, IngestConfig(crop_every=3, min_height=40, mot_out=str(mot)), progress=False)
-    assert report["status"] == "done" and report["error"] is None
-    assert report["frames_processed"] == report["frames_decoded"] == 60
-    assert report["crops"] > 10 and report["tracks"] >= 3 and report["shots"] == 2
-    assert set(report["seconds"]) >= {"decode", "detect", "track", "write", "commit", "wall"}
+    assert report.status == "done" and report.error is None
+    assert report.frames_processed == report.frames_decoded == 60
+    assert report.crops > 10 and report.tracks >= 3 and report.shots == 2
+    assert set(report.seconds) >= {"decode", "detect", "track", "write", "commit", "wall"}
     with project.session() as s:
         v = s.scalar(select(Video))
-        assert v.status == "done" and v.last_committed_frame == 59 and v.report["crops"] == report["crops"]
+        assert v.status == "done" and v.last_committed_frame == 59 and v.report == report.to_dict()
         crops = s.scalars(select(Crop)).all()
         tracks = {t.id: t for t in s.scalars(select(Track))}
-    assert len(crops) == report["crops"]
+    assert len(crops) == report.crops
     assert len({(c.frame_index, c.track_id) for c in crops}) == len(crops)
     for c in crops:
         img = cv2.imread(str(project.crop_root / c.path))
@@ -66,15 +84,32 @@ def test_ingest_synthetic_clip(project, synth_clip, tmp_path):
         assert np.all(np.diff(sorted(frames)) >= 3)
     rows = np.loadtxt(mot, delimiter=",", ndmin=2)
     assert rows.shape[1] == 10 and rows[:, 0].min() >= 1 and rows[:, 0].max() <= 60 and (rows[:, 7:] == -1).all()
-    assert len(rows) == report["tracked_boxes"]
+    assert len(rows) == report.tracked_boxes
     saved = json.loads((project.root / "reports" / f"{v.id:05d}_clip.json").read_text())
-    assert saved["crops"] == report["crops"]
+    assert saved == report.to_dict() and list(report.to_dict()) == REPORT_KEYS
+    assert saved["detector"] == {"name": IngestConfig().detector, "fingerprint": report.detector.fingerprint}
+    assert saved["cumulative"] == {"frames_processed": 60, "detections": report.detections, "tracks": report.tracks,
+                                   "crops": report.crops}
+    assert saved["picture_area"] == [0, 0, 480, 320] and saved["config"] == IngestConfig(
+        crop_every=3, min_height=40, mot_out=str(mot)).to_dict()
     assert doctor(project)["orphans"] == [] and doctor(project)["missing"] == []
     # the same content again is a no-op
     again = ingest_video(project, path, IngestConfig(), progress=False)
-    assert again["skipped"] is True
+    assert again.skipped and again.video_id == v.id and again.crops == 0
     with project.session() as s:
         assert s.scalar(select(func.count()).select_from(Crop)) == len(crops)
+
+
+def test_report_json_names_what_applies():
+    """Keys beyond the run's report appear only where they apply: a skipped video, a Ray run."""
+    done = VideoReport(video_id=1, path="a.mp4", fingerprint="f", status="done")
+    assert list(done.to_dict()) == REPORT_KEYS
+    skipped = VideoReport(video_id=1, path="a.mp4", fingerprint="f", status="done", skipped=True, duplicate_of="b.mp4")
+    assert list(skipped.to_dict()) == [*REPORT_KEYS, "skipped", "duplicate_of"]
+    ray = VideoReport(video_id=1, path="a.mp4", fingerprint="f", status="done", shot_cuts=(3, 9), ray=RayRun("n1", 5))
+    d = ray.to_dict()
+    assert list(d) == [*REPORT_KEYS, "executor", "node", "rows_inserted"]
+    assert (d["executor"], d["node"], d["rows_inserted"], d["shot_cuts"]) == ("ray", "n1", 5, [3, 9])
 
 
 def test_doctor_repairs_orphans_and_missing(tmp_path, synth_clip):

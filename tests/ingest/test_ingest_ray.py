@@ -61,7 +61,7 @@ def reference(clips, tmp_path_factory):
     out = {}
     for c in clips:
         report = ingest_video(project, c, CONFIG, progress=False)
-        out[c.name] = (_crop_keys(project, report["video_id"]), report)
+        out[c.name] = (_crop_keys(project, report.video_id), report)
     project.close()
     return out
 
@@ -105,7 +105,7 @@ def test_commit_batch_is_idempotent(project, clips, reference):
     assert len(batches) == 4  # 32 frames / commit_every 8
     inserted = [commit_batch(project, prepared.job.video_id, b) for b in batches]
     again = [commit_batch(project, prepared.job.video_id, b) for b in batches]
-    assert sum(inserted) == produced["crops"] > 0 and again == [0, 0, 0, 0]
+    assert sum(inserted) == produced.crops > 0 and again == [0, 0, 0, 0]
     assert _crop_keys(project, prepared.job.video_id) == reference[clips[0].name][0]
     with project.session() as s:
         assert s.get(Video, prepared.job.video_id).last_committed_frame == 31
@@ -129,15 +129,15 @@ def test_ray_retry_after_exception_matches_local(project, clips, reference, ray_
     for c in clips:
         rep = reports[str(c)]
         ref_keys, ref_report = reference[c.name]
-        assert rep["status"] == "done" and rep["executor"] == "ray" and rep["error"] is None
-        assert rep["crops"] == rep["rows_inserted"] == ref_report["crops"] and rep["tracks"] == ref_report["tracks"]
-        assert _crop_keys(project, rep["video_id"]) == ref_keys
+        assert rep.status == "done" and rep.ray is not None and rep.error is None
+        assert rep.crops == rep.ray.rows_inserted == ref_report.crops and rep.tracks == ref_report.tracks
+        assert _crop_keys(project, rep.video_id) == ref_keys
     with project.session() as s:
         assert {v.status for v in s.scalars(select(Video))} == {"done"}
     _assert_clean(project)
     # a second run is a no-op
     again = [rep for _, rep in create_executor("ray").run(project, [VideoRequest(str(c), CONFIG) for c in clips], progress=False)]
-    assert all(r["skipped"] for r in again)
+    assert all(r.skipped for r in again)
 
 
 @pytest.mark.slow
@@ -149,15 +149,15 @@ def test_ray_worker_killed_then_failed_task_leaves_no_orphans(clips, reference, 
     monkeypatch.setenv(FAULT_ENV, f"exit:1:{tmp_path / 'm1'}")
     [(_, rep)] = list(create_executor("ray", max_retries=1).run(project, [VideoRequest(str(clips[0]), CONFIG)], progress=False))
     assert (tmp_path / "m1" / "v00001").is_file()
-    assert rep["status"] == "done" and _crop_keys(project, rep["video_id"]) == reference[clips[0].name][0]
+    assert rep.status == "done" and _crop_keys(project, rep.video_id) == reference[clips[0].name][0]
     _assert_clean(project)
 
     monkeypatch.setenv(FAULT_ENV, f"raise:2:{tmp_path / 'm2'}")
     [(_, rep)] = list(create_executor("ray", max_retries=0).run(project, [VideoRequest(str(clips[1]), CONFIG)], progress=False))
     assert (tmp_path / "m2" / "v00002").is_file()  # the attempt wrote two batches of files before failing
-    assert rep["status"] == "failed" and "injected fault" in rep["error"]
+    assert rep.status == "failed" and "injected fault" in rep.error
     with project.session() as s:
-        v = s.get(Video, rep["video_id"])
+        v = s.get(Video, rep.video_id)
         assert v.status == "failed" and v.last_committed_frame == -1
         assert s.scalar(select(func.count()).select_from(Crop).where(Crop.video_id == v.id)) == 0
     assert not list((project.crop_root / "v00002").glob("*"))  # its files are gone: no orphans
@@ -165,7 +165,7 @@ def test_ray_worker_killed_then_failed_task_leaves_no_orphans(clips, reference, 
 
     monkeypatch.delenv(FAULT_ENV)
     [(_, rep)] = list(create_executor("ray").run(project, [VideoRequest(str(clips[1]), CONFIG)], progress=False))
-    assert rep["status"] == "done" and _crop_keys(project, rep["video_id"]) == reference[clips[1].name][0]
+    assert rep.status == "done" and _crop_keys(project, rep.video_id) == reference[clips[1].name][0]
     _assert_clean(project)
 
 
