@@ -5,12 +5,15 @@ pHashes (imagehash), near-duplicate groups and a split that satisfies the split 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import imagehash
 import numpy as np
+import pandas as pd
 from PIL import Image
+from sqlalchemy import func, select
 
-from portrait_builder.store import Annotator, Crop, Identity, SplitAssignment, Track, Video, add_label
+from portrait_builder.store import Annotator, Crop, Identity, Label, SplitAssignment, Track, Video, add_label
 
 GROUP_THRESHOLD = 8
 # (video, shot, identity key or None, number of crops)
@@ -175,3 +178,16 @@ def written_release(folder):
     out = write_release(project, "1.0.0", folder / "rel", ReleaseConfig(progress=False, link="copy"))
     project.close()
     return out
+
+
+def import_file(folder: Path, rows, name: str = "labels.csv") -> Path:
+    """A `portrait labels import` file in ``folder``: one row per (crop_id, attribute, value, annotator)."""
+    path = folder / name
+    pd.DataFrame(rows, columns=["crop_id", "attribute", "value", "annotator"]).to_csv(path, index=False)
+    return path
+
+
+def label_rows(project) -> int:
+    """Label rows stored, the history included (an import that fails adds none)."""
+    with project.session() as s:
+        return s.scalar(select(func.count()).select_from(Label))

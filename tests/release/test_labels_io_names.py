@@ -1,24 +1,19 @@
 """`portrait labels import` with identities given by character name (labels made in another tool):
 characters found or created per movie, gender from the file's gender rows, all or nothing."""
 
-import pandas as pd
 import pytest
+from release_project import import_file, label_rows
 from sqlalchemy import func, select
 
 from portrait_builder.cli import main
 from portrait_builder.release import LabelImportError, import_labels
-from portrait_builder.store import Annotator, Identity, Label, current_labels
-
-
-def _write(tmp_path, rows, name="names.csv"):
-    path = tmp_path / name
-    pd.DataFrame(rows, columns=["crop_id", "attribute", "value", "annotator"]).to_csv(path, index=False)
-    return path
+from portrait_builder.store import Annotator, Identity, current_labels
 
 
 def _counts(project):
     with project.session() as s:
-        return s.scalar(select(func.count()).select_from(Label)), s.scalar(select(func.count()).select_from(Identity))
+        identities = s.scalar(select(func.count()).select_from(Identity))
+    return label_rows(project), identities
 
 
 def _identities(project):
@@ -43,7 +38,7 @@ def test_import_by_name_creates_characters_once_per_movie(project, built, tmp_pa
     ]
     before = _identities(project)
     labels_before, _ = _counts(project)
-    assert main(["labels", "import", str(project.root), str(_write(tmp_path, rows))]) == 0
+    assert main(["labels", "import", str(project.root), str(import_file(tmp_path, rows))]) == 0
     out = capsys.readouterr().out
     assert "imported 10 labels (gender 2, identity 8)" in out and "created 3 character(s)" in out
     after = _identities(project)
@@ -66,7 +61,7 @@ def test_import_by_name_creates_characters_once_per_movie(project, built, tmp_pa
     assert _counts(project)[0] == labels_before + 10
 
     # a second file with the same names finds the characters made by the first: none created
-    again = _write(tmp_path, [(c[12], "identity", "Celia", "ada"), (c[30], "identity", "celia", "ada")], "again.csv")
+    again = import_file(tmp_path, [(c[12], "identity", "Celia", "ada"), (c[30], "identity", "celia", "ada")], "again.csv")
     summary = import_labels(project, again)
     assert summary.created == () and len(_identities(project)) == len(after)
 
@@ -87,7 +82,7 @@ def test_bad_name_rows_roll_back_new_characters_too(project, built, tmp_path, ca
         (c[31], "identity", "Eve", "nobody"),  # row 8: no such annotator
     ]
     before = _counts(project)
-    path = _write(tmp_path, rows)
+    path = import_file(tmp_path, rows)
     assert main(["labels", "import", str(project.root), str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0] == "row 1: new character 'Celia' of movie 'Movie 1' is given two genders: female (row 2) and male (row 4)"

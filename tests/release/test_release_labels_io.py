@@ -2,7 +2,8 @@
 
 import pandas as pd
 import pytest
-from sqlalchemy import func, select
+from release_project import import_file, label_rows
+from sqlalchemy import select
 
 from portrait_builder.cli import main
 from portrait_builder.errors import UserError
@@ -29,25 +30,14 @@ def test_export_every_crop_with_current_labels(project, built, tmp_path, suffix)
     assert "|" in "".join(str(v) for v in df["expression"])  # multi-label as stored text
 
 
-def _write(tmp_path, rows, name="in.csv"):
-    path = tmp_path / name
-    pd.DataFrame(rows, columns=["crop_id", "attribute", "value", "annotator"]).to_csv(path, index=False)
-    return path
-
-
-def _label_count(project):
-    with project.session() as s:
-        return s.scalar(select(func.count()).select_from(Label))
-
-
 def test_import_adds_labels_in_one_go(project, built, tmp_path, capsys):
     c = built.crops
-    path = _write(tmp_path, [(c[0], "age", "elderly", "ada"), (c[1], "expression", "fear|anger", "ada"),
+    path = import_file(tmp_path, [(c[0], "age", "elderly", "ada"), (c[1], "expression", "fear|anger", "ada"),
                              (c[2], "identity", built.identities["A"], "ada")])  # fmt: skip
-    before = _label_count(project)
+    before = label_rows(project)
     assert main(["labels", "import", str(project.root), str(path)]) == 0
     assert "imported 3 labels (age 1, expression 1, identity 1)" in capsys.readouterr().out
-    assert _label_count(project) == before + 3
+    assert label_rows(project) == before + 3
     with project.session() as s:
         cur = current_labels(s, c[:3])
         sources = set(s.scalars(select(Label.source).where(Label.id > before)))
@@ -66,8 +56,8 @@ def test_import_is_all_or_nothing_with_one_line_per_bad_row(project, built, tmp_
         (c[4], "identity", built.identities["E"], "ada"),  # row 22: E belongs to the other movie
         (c[5], "expression", "unsure|happiness", "ada"),  # row 23
     ]
-    path = _write(tmp_path, rows)
-    before = _label_count(project)
+    path = import_file(tmp_path, rows)
+    before = label_rows(project)
     assert main(["labels", "import", str(project.root), str(path)]) == 2
     err = capsys.readouterr().err.splitlines()
     assert err[0].startswith("row 17: invalid value 'robot' for gender")
@@ -78,7 +68,7 @@ def test_import_is_all_or_nothing_with_one_line_per_bad_row(project, built, tmp_
     assert err[5].startswith("row 22: identity") and "another video" in err[5]
     assert err[6].startswith("row 23: expression: 'unsure' cannot be combined")
     assert err[7] == "portrait: error: 7 bad rows; nothing was imported"
-    assert _label_count(project) == before  # the 16 good rows were rolled back too
+    assert label_rows(project) == before  # the 16 good rows were rolled back too
     with pytest.raises(LabelImportError) as exc:
         import_labels(project, path)
     assert len(exc.value.problems) == 7
