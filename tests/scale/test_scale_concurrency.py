@@ -73,20 +73,25 @@ def annotator_logins(project, people):
                     conn.exec_driver_sql(f'DROP ROLE IF EXISTS "{login}"')
 
 
-@pytest.mark.slow
-def test_eight_processes_write_500_labels_each(project):
+def one_track_movie(project, title: str, n_crops: int) -> list[int]:
+    """A movie ``title`` of one track with ``n_crops`` crops (rows only, no files); returns the crop ids."""
     with project.write() as s:
-        video = Video(path="/m.mp4", fingerprint="c" * 64, title="m")
+        video = Video(path=f"/{title}.mp4", fingerprint=title.rjust(64, "0"), title=title)
         s.add(video)
         s.flush()
-        track = Track(video_id=video.id, tracker_id=1, first_frame=0, last_frame=CROPS)
+        track = Track(video_id=video.id, tracker_id=1, first_frame=0, last_frame=n_crops)
         s.add(track)
         s.flush()
-        crops = [Crop(video_id=video.id, track_id=track.id, frame_index=i, x1=0, y1=0, x2=10, y2=20, path=f"{i}.jpg")
-                 for i in range(CROPS)]
+        crops = [Crop(video_id=video.id, track_id=track.id, frame_index=i, x1=0, y1=0, x2=10, y2=20,
+                      path=f"{title}{i}.jpg") for i in range(n_crops)]
         s.add_all(crops)
         s.flush()
-        crop_ids = ",".join(str(c.id) for c in crops)
+        return [c.id for c in crops]
+
+
+@pytest.mark.slow
+def test_eight_processes_write_500_labels_each(project):
+    crop_ids = ",".join(map(str, one_track_movie(project, "m", CROPS)))
     people = [(f"w{w}", "annotator", ATTRIBUTES[w % len(ATTRIBUTES)][0]) for w in range(WORKERS)]
     with annotator_logins(project, people) as who:
         procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(project.root), str(w), str(PER_WORKER), crop_ids,
@@ -135,15 +140,7 @@ ANNOTATOR = textwrap.dedent(
 def test_eight_annotators_leasing_one_queue_never_share_a_crop(project):
     """8 annotator processes drain one attribute queue: every crop is served to exactly one of them."""
     n_crops = 240
-    with project.write() as s:
-        video = Video(path="/q.mp4", fingerprint="d" * 64, title="q")
-        s.add(video)
-        s.flush()
-        track = Track(video_id=video.id, tracker_id=1, first_frame=0, last_frame=n_crops)
-        s.add(track)
-        s.flush()
-        s.add_all(Crop(video_id=video.id, track_id=track.id, frame_index=i, x1=0, y1=0, x2=10, y2=20, path=f"q{i}.jpg")
-                  for i in range(n_crops))
+    one_track_movie(project, "q", n_crops)
     names = [f"ann{w}" for w in range(WORKERS)]
     served = []
     with annotator_logins(project, [(name, "annotator", "age") for name in names]) as who:
