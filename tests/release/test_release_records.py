@@ -110,3 +110,29 @@ def test_qa_pairs_skip_unsure_and_list_options():
     assert pairs[0]["answer"] == "Male" and pairs[0]["options"] == ["Male", "Female"]
     assert pairs[1]["answer"] == "Anger, Disgust" and pairs[1]["multilabel"] is True
     assert "unsure" not in " ".join(pairs[1]["options"]).lower()
+
+
+def test_store_fingerprint_hashes_chunks_as_one_json_text(project, built, monkeypatch):
+    """store_fingerprint hashes the rows a chunk at a time; the digest must be that of the whole
+    frame's JSON text in crop-id order (the fingerprint of every earlier release), whatever the chunk."""
+    import hashlib
+
+    import numpy as np
+
+    from portrait_builder.stats import project_frame
+
+    frame = project_frame(project)
+    assert len(frame) > 7
+    shuffled = frame.iloc[np.random.default_rng(0).permutation(len(frame))]  # order must not matter
+    cols = [*records.FRAME_COLUMNS, *[c for c in records.attribute_columns(TAX) if c in frame.columns]]
+    whole = frame.sort_values("crop_id", kind="stable")[cols].copy()
+    for c in ("x1", "y1", "x2", "y2"):
+        whole[c] = whole[c].astype("float32").astype("float64")
+    for c in ("phash", "phash_group", "identity"):
+        whole[c] = whole[c].astype("Int64")
+    expected = hashlib.sha256(whole.to_json(orient="values", double_precision=15).encode("utf-8")).hexdigest()
+    for chunk in (1, 3, len(frame), 10 * len(frame)):
+        monkeypatch.setattr(records, "FINGERPRINT_CHUNK", chunk)
+        assert records.store_fingerprint(shuffled, TAX) == expected
+    empty = frame.iloc[:0]
+    assert records.store_fingerprint(empty, TAX) == hashlib.sha256(b"[]").hexdigest()
