@@ -168,7 +168,9 @@ def verify_release(root: str | Path, *, progress: bool = False) -> list[str]:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return [f"{mf.MANIFEST_NAME} is not valid JSON: {exc}"]
-    problems = mf.schema_problems(manifest, mf.manifest_schema(), mf.MANIFEST_NAME)
+    schema = mf.manifest_schema()
+    view = mf.validation_view(manifest, schema) if isinstance(manifest, dict) else manifest
+    problems = mf.schema_problems(view, schema, mf.MANIFEST_NAME)
     if not isinstance(manifest, dict):
         return problems
     problems += _check_files(root, manifest, progress)

@@ -136,3 +136,34 @@ def test_store_fingerprint_hashes_chunks_as_one_json_text(project, built, monkey
         assert records.store_fingerprint(shuffled, TAX) == expected
     empty = frame.iloc[:0]
     assert records.store_fingerprint(empty, TAX) == hashlib.sha256(b"[]").hexdigest()
+
+
+@pytest.mark.parametrize("memo", [0, 5, 100_000])
+def test_jsonl_lines_from_templates_equal_encoding_each_row(monkeypatch, memo):
+    """captions.jsonl and qa.jsonl lines are filled-in templates (one per label value or label set);
+    each must be exactly json.dumps of the row's caption or pair with its crop id and file, sorted keys."""
+    import json
+    import random
+
+    monkeypatch.setattr(records, "CAPTION_MEMO", memo)
+    attrs = records.attribute_columns(TAX)
+    rng = random.Random(0)
+    rows = []
+    for i in range(400):
+        row = {"crop_id": 10 * i + 1, "file": f'bounding_box_train/{i:04d}_c1s1_000001_01 "x".jpg'}
+        for a in attrs:
+            attr = TAX.attribute(a)
+            if rng.random() < 0.3:
+                row[a] = None
+            elif attr.multilabel:
+                row[a] = rng.sample(list(attr.value_names), rng.randint(1, 2))
+            else:
+                row[a] = rng.choice(list(attr.value_names))
+        rows.append(row)
+    got = list(records.iter_jsonl(pd.DataFrame(rows), TAX))
+    assert len(got) == len(rows) and sum(len(qa) for _, qa in got) > len(rows)
+    for row, (line, qa) in zip(rows, got, strict=True):
+        labels = {a: row[a] for a in attrs}
+        base = {"crop_id": row["crop_id"], "file": row["file"]}
+        assert line == json.dumps({**base, "caption": caption(labels, TAX)}, sort_keys=True)
+        assert qa == [json.dumps({**base, **pair}, sort_keys=True) for pair in qa_pairs(labels, TAX)]
