@@ -141,7 +141,10 @@ def build_table(
     Crops with no subset are left out (counted in ``excluded``). A query without identity is refused:
     it cannot be evaluated and it breaks the split's contract.
     """
-    assigned = frame[frame["subset"].notna()].sort_values("crop_id", kind="stable").reset_index(drop=True)
+    assigned = frame[frame["subset"].notna()]  # a new frame: sorting or renumbering it copies nothing more
+    if not assigned["crop_id"].is_monotonic_increasing:  # project_frame's rows already are in crop-id order
+        assigned = assigned.sort_values("crop_id", kind="stable")
+    assigned.index = pd.RangeIndex(len(assigned))
     excluded = int(len(frame) - len(assigned))
     bad_subset = sorted(set(assigned["subset"]) - set(SUBSETS))
     if bad_subset:

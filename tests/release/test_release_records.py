@@ -167,3 +167,23 @@ def test_jsonl_lines_from_templates_equal_encoding_each_row(monkeypatch, memo):
         base = {"crop_id": row["crop_id"], "file": row["file"]}
         assert line == json.dumps({**base, "caption": caption(labels, TAX)}, sort_keys=True)
         assert qa == [json.dumps({**base, **pair}, sort_keys=True) for pair in qa_pairs(labels, TAX)]
+
+
+def test_manifest_validation_view_keeps_the_verdict():
+    """The manifest is validated with one files entry per distinct digest: a bad digest among many
+    good ones is still reported, required names stay, and a files schema with other rules gets all."""
+    from portrait_builder.release import manifest as mf
+
+    schema = mf.manifest_schema()
+    good = "a" * 64
+    files = {f"bounding_box_train/{i:04d}.jpg": good for i in range(1000)}
+    files.update({name: "b" * 64 for name in schema["properties"]["files"]["required"]})
+    view = mf.validation_view({"files": files}, schema)
+    assert len(view["files"]) == 1 + len(schema["properties"]["files"]["required"])
+    files["bounding_box_train/0500.jpg"] = "not a digest"
+    view = mf.validation_view({"files": files}, schema)
+    assert "not a digest" in view["files"].values()
+    assert any("not a digest" in p for p in mf.schema_problems(view, schema, "manifest.json", limit=50))
+    strict = {**schema, "properties": {**schema["properties"],
+                                       "files": {**schema["properties"]["files"], "maxProperties": 5}}}
+    assert mf.validation_view({"files": files}, strict)["files"] == files
