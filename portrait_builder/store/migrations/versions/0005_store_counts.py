@@ -2,7 +2,7 @@
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-12-08 10:00:00
+Create Date: 2026-12-06 14:00:00
 
 ``portrait status`` counted every crop and grouped every current label by attribute on each call:
 1.8 s at 1,000,000 crops and 3.7 million current labels, growing with the store. ``store_counts``
