@@ -121,21 +121,26 @@ def add_labels(s: Session, taxonomy: Taxonomy, crop_ids: Sequence[int], attribut
         # the same definer's-rights function add_label calls: writers have no write access to current_labels
         s.execute(text("SELECT portrait_set_current(i) FROM unnest(CAST(:ids AS integer[])) AS i"), {"ids": ids})
     else:
-        for start in range(0, len(ids), 150):  # 5 parameters a row: under SQLite's bound-parameter limit
-            stmt = sqlite_insert(CurrentLabel).values([
-                {"crop_id": r["crop_id"], "attribute": attribute, "value": text_value, "label_id": i,
-                 "annotator_id": annotator_id}
-                for r, i in zip(rows[start:start + 150], ids[start:start + 150], strict=True)])  # fmt: skip
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[CurrentLabel.crop_id, CurrentLabel.attribute],
-                set_={"value": stmt.excluded.value, "label_id": stmt.excluded.label_id,
-                      "annotator_id": stmt.excluded.annotator_id},
-                where=CurrentLabel.label_id < stmt.excluded.label_id,
-            )
-            s.execute(stmt)
+        current = [{"crop_id": r["crop_id"], "attribute": attribute, "value": text_value, "label_id": i,
+                    "annotator_id": annotator_id} for r, i in zip(rows, ids, strict=True)]  # fmt: skip
+        for start in range(0, len(current), 150):  # 5 parameters a row: under SQLite's bound-parameter limit
+            _sqlite_upsert_current(s, current[start:start + 150])
     s.expire_all()  # ORM rows of current_labels loaded in this session follow the statements above
     return [LabelRecord(i, r["crop_id"], attribute, text_value, annotator_id, source, stamp, provenance)
             for r, i in zip(rows, ids, strict=True)]  # fmt: skip
+
+
+def _sqlite_upsert_current(session: Session, rows: list[dict]) -> None:
+    """SQLite: point current_labels at these label rows, each unless a newer label of its (crop,
+    attribute) already won (PostgreSQL does the same inside ``portrait_set_current``)."""
+    stmt = sqlite_insert(CurrentLabel).values(rows)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[CurrentLabel.crop_id, CurrentLabel.attribute],
+        set_={"value": stmt.excluded.value, "label_id": stmt.excluded.label_id,
+              "annotator_id": stmt.excluded.annotator_id},
+        where=CurrentLabel.label_id < stmt.excluded.label_id,
+    )
+    session.execute(stmt)
 
 
 def _upsert_current(session: Session, row: Label) -> None:
@@ -149,16 +154,8 @@ def _upsert_current(session: Session, row: Label) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(select(func.portrait_set_current(row.id)))
     else:
-        values = {"crop_id": row.crop_id, "attribute": row.attribute, "value": row.value,
-                  "label_id": row.id, "annotator_id": row.annotator_id}
-        stmt = sqlite_insert(CurrentLabel).values(**values)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[CurrentLabel.crop_id, CurrentLabel.attribute],
-            set_={"value": stmt.excluded.value, "label_id": stmt.excluded.label_id,
-                  "annotator_id": stmt.excluded.annotator_id},
-            where=CurrentLabel.label_id < stmt.excluded.label_id,
-        )
-        session.execute(stmt)
+        _sqlite_upsert_current(session, [{"crop_id": row.crop_id, "attribute": row.attribute, "value": row.value,
+                                          "label_id": row.id, "annotator_id": row.annotator_id}])  # fmt: skip
     # keep ORM objects already loaded in this session in step with the row just written
     cached = session.identity_map.get(session.identity_key(CurrentLabel, (row.crop_id, row.attribute)))
     if cached is not None:
