@@ -13,9 +13,10 @@ Why this shape:
 - Full-resolution frames only at the crop schedule (every ``full_every``-th frame, a multiple of the
   stride), known in advance, so ffmpeg drops the others before the RGB conversion.
 - ffmpeg writes each output to its own pipe (``pipe:FD``; the fds are inherited). Each pipe has its
-  own reader thread: ffmpeg writes a decoded frame to every output before it decodes the next, and a
-  pipe nobody reads would stall all of them. The working and full-resolution readers hand frames on
-  through bounded queues (memory flat); the thumbnail reader calls ``on_thumbnail`` directly.
+  own reader thread: ffmpeg blocks on an output whose pipe is full and then feeds none of the others,
+  so a pipe nobody reads stalls all of them. The working and full-resolution readers hand frames on
+  through queues that are bounded (memory flat) except while the consumer waits (see
+  :class:`_Channels`); the thumbnail reader calls ``on_thumbnail`` directly.
 - Frame numbers: every ``select`` uses the decoder's own frame number ``n`` (0-based decode order)
   and timing is passthrough, so the k-th frame of a branch has a known source index; timestamps come
   from ``showinfo`` on the working branch (the other branches' frames are the same instants).
@@ -28,12 +29,12 @@ import os
 import queue
 import subprocess
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
-from portrait_builder.common import put_unless_stopped
 from portrait_builder.errors import UserError
 from portrait_builder.video.decode import (
     SHORTFALL_TOLERANCE,
@@ -94,6 +95,67 @@ class StreamPlan:
         return self.start + (-self.start) % every
 
 
+class _Channels:
+    """The working-frame and full-frame queues between their reader threads and the one consumer.
+
+    ffmpeg does not keep its outputs in step: the full-resolution branch can run several frames ahead of
+    the working branch (seen with ffmpeg 5.1 on a 40-frame clip: about one ingest in ten hung). A reader
+    blocked on a full queue stops draining its pipe; ffmpeg then blocks writing that output and produces
+    nothing for the others, and a consumer waiting for a frame of another stream waits forever. So each
+    queue is bounded only while the consumer is not waiting: while it waits for one stream, the other
+    readers keep reading (the overshoot is ffmpeg's skew between its outputs, a few frames) and every
+    pipe keeps draining.
+    """
+
+    def __init__(self, limits: dict[str, int], stop: threading.Event):
+        self._limits = dict(limits)
+        self._items: dict[str, deque] = {name: deque() for name in limits}
+        self._cond = threading.Condition()
+        self._stop = stop
+        self._consumer_waits = False
+
+    def put(self, name: str, item, drop: Callable[[], bool] | None = None) -> bool:
+        """Queue ``item`` on stream ``name``; False (not queued) once stopping. Where ``drop()`` turns true
+        while waiting, nobody will take the item any more: it is let go and counts as put."""
+        with self._cond:
+            items = self._items[name]
+            while len(items) >= self._limits[name] and not self._consumer_waits:
+                if self._stop.is_set():
+                    return False
+                if drop is not None and drop():
+                    return True
+                self._cond.wait(0.2)
+            if self._stop.is_set():
+                return False
+            items.append(item)
+            self._cond.notify_all()
+            return True
+
+    def append(self, name: str, item) -> None:
+        """Queue ``item`` whatever the bound (the consumer putting an end marker back)."""
+        with self._cond:
+            self._items[name].append(item)
+            self._cond.notify_all()
+
+    def get(self, name: str, timeout: float = 0.2):
+        """The next item of stream ``name``; ``queue.Empty`` after ``timeout`` seconds without one, during
+        which the readers of every stream may exceed their bound."""
+        with self._cond:
+            items = self._items[name]
+            if not items:
+                self._consumer_waits = True
+                self._cond.notify_all()
+                try:
+                    self._cond.wait_for(lambda: bool(items), timeout)
+                finally:
+                    self._consumer_waits = False
+                if not items:
+                    raise queue.Empty
+            item = items.popleft()
+            self._cond.notify_all()
+            return item
+
+
 class FilmDecoder:
     """Decode ``plan`` with one ffmpeg process. Use inside ``with``; read working frames with
     :meth:`next_frame` (None at the end), full-resolution frames with :meth:`full_frame` (in order),
@@ -108,11 +170,10 @@ class FilmDecoder:
                  on_thumbnails_end: Callable[[], None] | None = None):
         self.path, self.plan = str(path), plan
         self.on_thumbnail, self.on_thumbnails_end = on_thumbnail, on_thumbnails_end
-        self._work: queue.Queue = queue.Queue(maxsize=max(1, queue_size))
-        # A full frame is taken by the detect stage right after its working frame; two in hand cover
-        # the few frames by which ffmpeg's outputs can be out of step.
-        self._full: queue.Queue = queue.Queue(maxsize=2)
         self._stop = threading.Event()
+        # A full frame is taken by the detect stage right after its working frame: two in hand while the
+        # detect stage works (a 1080p frame is 6 MB); more only while it waits (see _Channels).
+        self._queues = _Channels({"work": max(1, queue_size), "full": 2}, self._stop)
         self._log = FfmpegLog()
         self._threads: list[threading.Thread] = []
         self._proc: subprocess.Popen | None = None
@@ -213,8 +274,8 @@ class FilmDecoder:
                 self._reader_failure = self._reader_failure or exc
                 self._stop.set()
 
-    def _put(self, q: queue.Queue, item) -> bool:
-        return put_unless_stopped(q, item, self._stop, drop=lambda: self._draining and q is self._full)
+    def _put(self, name: str, item) -> bool:
+        return self._queues.put(name, item, drop=(lambda: self._draining) if name == "full" else None)
 
     def _read_work(self, f, size: int) -> None:
         w, h = self.plan.work_size
@@ -228,10 +289,10 @@ class FilmDecoder:
                 index = first + out_n * self.plan.stride
                 frame = Frame(index, self._timestamp(out_n, index), np.frombuffer(buf, np.uint8).reshape(h, w, 3))
                 out_n += 1
-                if not self._put(self._work, frame):
+                if not self._put("work", frame):
                     return
         finally:
-            self._put(self._work, _END)
+            self._put("work", _END)
 
     def _read_full(self, f, size: int) -> None:
         a = self.plan.area
@@ -245,10 +306,10 @@ class FilmDecoder:
                     break
                 index = first + out_n * every
                 out_n += 1
-                if not self._put(self._full, (index, np.frombuffer(buf, np.uint8).reshape(a.height, a.width, 3))):
+                if not self._put("full", (index, np.frombuffer(buf, np.uint8).reshape(a.height, a.width, 3))):
                     return
         finally:
-            self._put(self._full, (None, None))
+            self._put("full", (None, None))
 
     def _read_thumbs(self, f, size: int) -> None:
         w, h = self.plan.thumb_size
@@ -279,15 +340,17 @@ class FilmDecoder:
         """The next working frame, or None after the last (then :attr:`error` is final)."""
         while True:
             try:
-                item = self._work.get(timeout=0.2)
+                item = self._queues.get("work")
                 break
             except queue.Empty:
                 if self._reader_failure is not None:
                     raise self._reader_failure from None
+                if self._stop.is_set():  # closed: no end marker comes (a reader does not queue once stopping)
+                    return None
         if item is _END:
             if self._reader_failure is not None:
                 raise self._reader_failure
-            self._work.put(_END)  # later calls see the end too
+            self._queues.append("work", _END)  # later calls see the end too
             return None
         self.last_index = item.index
         return item
@@ -297,7 +360,7 @@ class FilmDecoder:
         the schedule). None when the stream ended before it."""
         while True:
             try:
-                got, image = self._full.get(timeout=0.2)
+                got, image = self._queues.get("full")
             except queue.Empty:
                 if self._reader_failure is not None:
                     raise self._reader_failure from None
@@ -305,7 +368,7 @@ class FilmDecoder:
                     return None
                 continue
             if got is None:
-                self._put(self._full, (None, None))  # keep the end marker for later calls
+                self._queues.append("full", (None, None))  # keep the end marker for later calls
                 return None
             if got == index:
                 return image

@@ -95,3 +95,82 @@ def test_sar_from_the_ffmpeg_header_without_ffprobe(clip):
     assert (info.width, info.height) == (720, 480) and abs(info.sar - 32 / 27) < 1e-9
     assert parse_ffmpeg_header(header.replace(" [SAR 32:27 DAR 16:9]", ""), "x.mkv").sar == 1.0
     assert probe(clip, use_ffprobe=False).sar == 1.5 == probe(clip).sar
+
+
+# -- the reader/consumer queues -----------------------------------------------------------------------
+def test_a_waiting_consumer_lets_the_other_stream_run_ahead():
+    """The hang this prevents: ffmpeg wrote full-resolution frames ahead of the working frame the consumer
+    waited for; with a hard bound of 2 the full reader stopped draining its pipe, ffmpeg stopped, and the
+    working frame never came. Here the full reader must queue 6 frames before the working one exists."""
+    import queue
+    import threading
+
+    from portrait_builder.video.streams import _Channels
+
+    stop = threading.Event()
+    ch = _Channels({"work": 1, "full": 2}, stop)
+    put = []
+
+    def reader():
+        put.extend(ch.put("full", i) for i in range(6))
+        put.append(ch.put("work", "w0"))
+
+    t = threading.Thread(target=reader, daemon=True)
+    t.start()
+    got = []
+    deadline = 50  # 0.2 s steps: 10 s
+    while not got and deadline:
+        try:
+            got.append(ch.get("work"))
+        except queue.Empty:
+            deadline -= 1
+    t.join(timeout=10)
+    stop.set()
+    assert got == ["w0"] and put == [True] * 7, "the full stream's bound held while the consumer waited: deadlock"
+    assert [ch.get("full") for _ in range(6)] == list(range(6))  # in order, nothing lost
+
+
+def test_the_bound_holds_while_the_consumer_works_and_stop_ends_a_wait():
+    import queue
+    import threading
+    import time
+
+    from portrait_builder.video.streams import _Channels
+
+    stop = threading.Event()
+    ch = _Channels({"work": 4, "full": 2}, stop)
+    results = []
+    t = threading.Thread(target=lambda: results.extend(ch.put("full", i) for i in range(5)), daemon=True)
+    t.start()
+    time.sleep(0.6)  # nobody calls get: the reader must stop at the bound
+    assert len(ch._items["full"]) == 2 and t.is_alive()
+    stop.set()
+    t.join(timeout=5)
+    assert not t.is_alive() and results == [True, True, False, False, False]  # not queued once stopping
+    assert list(ch._items["full"]) == [0, 1]
+    # a frame nobody will take (drop() true) is let go at the bound and counts as put
+    ch2 = _Channels({"full": 1}, threading.Event())
+    assert ch2.put("full", "a") and ch2.put("full", "b", drop=lambda: True)
+    assert ch2.get("full") == "a"
+    with pytest.raises(queue.Empty):
+        ch2.get("full", timeout=0.05)
+
+
+def test_next_frame_ends_after_close(clip):
+    """A consumer still reading after ``close`` (the ingest's detect stage when another stage failed) gets
+    None, not an endless wait: no end marker is queued once the decoder stops."""
+    import threading
+
+    info = probe(clip)
+    area = PictureArea.full(info)
+    plan = StreamPlan(info, area, working_size(area, info.sar, 240), full_every=2, thumb_size=(32, 18))
+    dec = FilmDecoder(clip, plan, queue_size=1, on_thumbnail=lambda i, im: None)
+    dec.start()
+    assert dec.next_frame() is not None
+    dec.close()
+    frames = []
+    t = threading.Thread(target=lambda: frames.extend(iter(dec.next_frame, None)), daemon=True)
+    t.start()
+    t.join(timeout=10)
+    assert not t.is_alive(), "next_frame kept waiting after close"
+    assert len(frames) <= 2  # at most what was queued before the close
