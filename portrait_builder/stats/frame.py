@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
 
 from portrait_builder.dedup.phash import to_unsigned
 from portrait_builder.split.store import attach_identity
@@ -57,15 +59,44 @@ def shared(values) -> np.ndarray:
     return out
 
 
-def _current(s, attribute: str) -> pd.Series:
-    """crop_id -> stored value of the current, non-cleared labels of one attribute."""
+def iter_frames(s, taxonomy, split: str | None, chunk: int, *, attributes: bool = True) -> Iterator[pd.DataFrame]:
+    """:func:`project_frame`'s rows in frames of at most ``chunk`` crops, in crop-id order, read in
+    session ``s``; ``attributes=False`` leaves out the taxonomy attributes' columns (the costly part).
+
+    Keyset pagination: the id of the next chunk's last crop is looked up, then every query of the
+    frame reads that range of crop ids only, so a caller that needs every crop but not all at once
+    holds one frame at a time.
+    """
+    lo = None
+    while True:
+        after = select(Crop.id).where(*_in_range(Crop.id, lo, None)).order_by(Crop.id)
+        last = s.scalar(after.offset(chunk - 1).limit(1))
+        hi = None if last is None else last + 1
+        frame = _frame(s, taxonomy, split, lo, hi, attributes=attributes)
+        if len(frame):
+            yield frame
+        if hi is None:
+            return
+        lo = hi
+
+
+def _in_range(column, lo: int | None, hi: int | None) -> list[ColumnElement[bool]]:
+    """``lo <= column < hi``, either side left open when None."""
+    return ([] if lo is None else [column >= lo]) + ([] if hi is None else [column < hi])
+
+
+def _current(s, attribute: str, lo: int | None = None, hi: int | None = None) -> pd.Series:
+    """crop_id -> stored value of the current, non-cleared labels of one attribute (crops lo..hi-1)."""
     rows = _read(s, select(CurrentLabel.crop_id, CurrentLabel.value)
-                 .where(CurrentLabel.attribute == attribute, CurrentLabel.value.is_not(None)),
+                 .where(CurrentLabel.attribute == attribute, CurrentLabel.value.is_not(None),
+                        *_in_range(CurrentLabel.crop_id, lo, hi)),
                  ["crop_id", "value"])  # fmt: skip
     return pd.Series(shared(rows["value"]), index=rows["crop_id"].to_numpy(dtype=np.int64))
 
 
-def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
+def _frame(s, taxonomy, split: str | None, lo: int | None = None, hi: int | None = None, *,
+           attributes: bool = True) -> pd.DataFrame:
+    """The frame of the crops with ids in [lo, hi) (all crops by default)."""
     crops = _read(
         s,
         select(
@@ -74,6 +105,7 @@ def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
             Crop.phash_group,
         )
         .join(Track, Track.id == Crop.track_id, isouter=True)
+        .where(*_in_range(Crop.id, lo, hi))
         .order_by(Crop.id),
         [
             "crop_id", "path", "video_id", "track_id", "tracker_id", "frame_index", "timestamp",
@@ -86,7 +118,8 @@ def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
     if split is not None:
         assignment = _read(
             s,
-            select(SplitAssignment.crop_id, SplitAssignment.subset).where(SplitAssignment.split == split),
+            select(SplitAssignment.crop_id, SplitAssignment.subset)
+            .where(SplitAssignment.split == split, *_in_range(SplitAssignment.crop_id, lo, hi)),
             ["crop_id", "subset"],
         )
     for col in ("video_id", "track_id", "frame_index", "crop_id"):
@@ -103,7 +136,7 @@ def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
         hexes[has] = [f"{int(v):016x}" for v in unsigned]
     crops["phash_hex"] = _objects(hexes, crops.index)
 
-    label_text = _current(s, "identity")
+    label_text = _current(s, "identity", lo, hi)
     crops = attach_identity(crops, pd.DataFrame({"crop_id": label_text.index, "value": label_text.to_numpy()}))
     crops["identity_label"] = _objects(crops["crop_id"].map(label_text), crops.index)
     del label_text
@@ -116,11 +149,13 @@ def _frame(s, taxonomy, split: str | None) -> pd.DataFrame:
     else:
         crops["subset"] = pd.Series([None] * len(crops), index=crops.index, dtype=object)
     del assignment
+    if not attributes:
+        return crops[list(FRAME_COLUMNS)].reset_index(drop=True)
 
     for attr in taxonomy.attributes:
         if attr.kind == "identity":
             continue
-        current = _current(s, attr.name)
+        current = _current(s, attr.name, lo, hi)
         if len(current):
             values = crops["crop_id"].map(current).to_numpy(dtype=object)
             del current

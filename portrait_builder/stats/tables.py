@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -58,23 +59,45 @@ def dataset_stats(df: pd.DataFrame, taxonomy, k: float = 0.2) -> dict:
     LTS_k), lts_interpolated (attributes; None for identity, whose hundreds of classes make the two
     agree within 1 / (k N)), gini, imbalance and counts.
     """
-    out: dict = {"k": k, "subsets": {}}
-    for name in STATS_SUBSETS:
-        part = df if name == "all" else df[df["subset"] == name]
-        entry: dict = {"images": int(len(part))}
-        ids = part["identity"].dropna()
-        if len(ids):
-            vc = ids.astype(np.int64).value_counts().sort_index()
-            entry["identity"] = _summary([str(i) for i in vc.index], vc.tolist(), k, interpolated=False)
-        else:
-            entry["identity"] = _summary([], [], k, interpolated=False)
-        for attr in taxonomy.attributes:
-            if attr.kind == "identity":
-                continue
-            col = part[attr.name] if attr.name in part.columns else pd.Series([], dtype=object)
-            entry[attr.name] = _summary(list(attr.classes), attribute_counts(col, attr), k, interpolated=True)
-        out["subsets"][name] = entry
-    return out
+    stats = StatsAccumulator(taxonomy, k)
+    stats.add(df)
+    return stats.result()
+
+
+class StatsAccumulator:
+    """:func:`dataset_stats` of the rows of several frames given one at a time (a release reads the
+    store a chunk of crops at a time): only the class counts are kept between frames."""
+
+    def __init__(self, taxonomy, k: float = 0.2):
+        self.k = k
+        self._attrs = [a for a in taxonomy.attributes if a.kind != "identity"]
+        self._images = dict.fromkeys(STATS_SUBSETS, 0)
+        self._identities: dict[str, Counter[int]] = {name: Counter() for name in STATS_SUBSETS}
+        self._classes = {name: {a.name: [0] * len(a.classes) for a in self._attrs} for name in STATS_SUBSETS}
+
+    def add(self, df: pd.DataFrame) -> None:
+        for name in STATS_SUBSETS:
+            part = df if name == "all" else df[df["subset"] == name]
+            self._images[name] += int(len(part))
+            vc = part["identity"].dropna().astype(np.int64).value_counts()
+            self._identities[name].update(dict(zip(vc.index.tolist(), vc.tolist(), strict=True)))
+            for attr in self._attrs:
+                col = part[attr.name] if attr.name in part.columns else pd.Series([], dtype=object)
+                total = self._classes[name][attr.name]
+                for i, n in enumerate(attribute_counts(col, attr)):
+                    total[i] += n
+
+    def result(self) -> dict:
+        out: dict = {"k": self.k, "subsets": {}}
+        for name in STATS_SUBSETS:
+            entry: dict = {"images": self._images[name]}
+            ids = sorted(self._identities[name].items())  # by identity id
+            entry["identity"] = _summary([str(i) for i, _ in ids], [n for _, n in ids], self.k, interpolated=False)
+            for attr in self._attrs:
+                entry[attr.name] = _summary(list(attr.classes), self._classes[name][attr.name], self.k,
+                                            interpolated=True)
+            out["subsets"][name] = entry
+        return out
 
 
 def _fmt(v) -> str:
