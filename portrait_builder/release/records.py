@@ -12,16 +12,19 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from portrait_builder.errors import UserError
 from portrait_builder.release import naming
 from portrait_builder.store.labels import PROVENANCES
 from portrait_builder.taxonomy import Taxonomy
+
+if TYPE_CHECKING:
+    from portrait_builder.release.plan import ReleasePlan
 
 SUBSETS = ("train", "query", "gallery")
 CORE_COLUMNS = (
@@ -141,46 +144,36 @@ def build_table(
     Crops with no subset are left out (counted in ``excluded``). A query without identity is refused:
     it cannot be evaluated and it breaks the split's contract.
     """
-    assigned = frame[frame["subset"].notna()]  # a new frame: sorting or renumbering it copies nothing more
-    if not assigned["crop_id"].is_monotonic_increasing:  # project_frame's rows already are in crop-id order
-        assigned = assigned.sort_values("crop_id", kind="stable")
-    assigned.index = pd.RangeIndex(len(assigned))
-    excluded = int(len(frame) - len(assigned))
-    bad_subset = sorted(set(assigned["subset"]) - set(SUBSETS))
-    if bad_subset:
-        raise UserError(f"unknown subset {bad_subset[0]!r} in the split; valid: {', '.join(SUBSETS)}")
+    from portrait_builder.release.plan import ReleaseScan  # here: plan.py imports this module
+
+    if not frame["crop_id"].is_monotonic_increasing:  # project_frame's rows already are in crop-id order
+        frame = frame.sort_values("crop_id", kind="stable")
+    scan = ReleaseScan(shots)
+    scan.add(frame)
+    plan = scan.finish(videos)
+    annotations, sources = annotation_rows(frame[frame["subset"].notna()], taxonomy, videos, shots, plan)
+    return ReleaseTable(annotations=annotations, sources=sources, videos=plan.videos, identities=plan.identities,
+                        excluded=plan.excluded)
+
+
+def annotation_rows(
+    assigned: pd.DataFrame, taxonomy: Taxonomy, videos: Mapping[int, VideoInfo], shots: Mapping[int, int],
+    plan: ReleasePlan,
+) -> tuple[pd.DataFrame, list[str]]:
+    """The annotations.parquet rows of frame rows that have a subset (in crop-id order), with pids,
+    video ordinals and ``k`` from ``plan`` (made from every crop of the release), and the crop path
+    of each row (relative to the crop root)."""
     identity = assigned["identity"].astype("Int64")
-    query_no_id = assigned.loc[(assigned["subset"] == "query") & identity.isna(), "crop_id"]
-    if len(query_no_id):
-        raise UserError(
-            f"{len(query_no_id)} query crops have no identity (first: crop {int(query_no_id.iloc[0])}); "
-            "the split must put unidentified crops in train or gallery only"
-        )
-
-    store_ids = sorted(int(i) for i in identity.dropna().unique())
-    pid_of = {sid: pid for pid, sid in enumerate(store_ids, start=1)}
-    video_ids = sorted(int(v) for v in assigned["video_id"].unique())
-    cam_of = {vid: cam for cam, vid in enumerate(video_ids, start=1)}
-    missing_videos = [v for v in video_ids if v not in videos]
-    if missing_videos:
-        raise UserError(f"video {missing_videos[0]} of the split is not in the store")
-    video_of_identity = (
-        assigned.loc[identity.notna()].assign(identity=identity).groupby("identity")["video_id"].min().to_dict()
-    )
-
     subsets = assigned["subset"].tolist()
-    pids = [None if missing(i) else pid_of[int(i)] for i in identity.tolist()]
-    cams = [cam_of[int(v)] for v in assigned["video_id"].tolist()]
+    pids = [None if missing(i) else plan.pid_of[int(i)] for i in identity.tolist()]
+    cams = [plan.cam_of[int(v)] for v in assigned["video_id"].tolist()]
     seqs = [int(shots.get(int(t), 0)) + 1 for t in assigned["track_id"].tolist()]
     frames = [int(f) for f in assigned["frame_index"].tolist()]
-    stems = [
-        naming.SUBSET_DIRS[s] + "/" + naming.stem(s, p, c, q, f)
-        for s, p, c, q, f in zip(subsets, pids, cams, seqs, frames, strict=True)
+    k = plan.k_of(assigned["crop_id"].to_numpy(dtype=np.int64)).tolist()
+    files = [
+        naming.file_name(naming.SUBSET_DIRS[s] + "/" + naming.stem(s, p, c, q, f), n)
+        for s, p, c, q, f, n in zip(subsets, pids, cams, seqs, frames, k, strict=True)
     ]
-    # k numbers the crops that share a stem, in crop-id order (the frame is sorted by crop id).
-    k = pd.Series(stems).groupby(stems, sort=False).cumcount().to_numpy() + 1
-    files = [naming.file_name(s, int(n)) for s, n in zip(stems, k, strict=True)]
-
     out = pd.DataFrame(
         {
             "crop_id": assigned["crop_id"].astype("int64").to_numpy(),
@@ -196,6 +189,12 @@ def build_table(
             "group": assigned["phash_group"].astype("Int64").array,
         }
     )
+    _add_label_columns(out, assigned, taxonomy)
+    return out, assigned["path"].astype(str).tolist()
+
+
+def _add_label_columns(out: pd.DataFrame, assigned: pd.DataFrame, taxonomy: Taxonomy) -> None:
+    """Each attribute's value and each label's provenance, as the contract stores them."""
     for attr in taxonomy.attributes:
         if attr.kind == "identity":
             continue
@@ -210,46 +209,50 @@ def build_table(
             raise ValueError(f"unknown provenance {bad[0]!r} in {name}; valid: {', '.join(PROVENANCES)}")
         out[name] = pd.Series(values, dtype=object)
 
-    return ReleaseTable(
-        annotations=out,
-        sources=assigned["path"].astype(str).tolist(),
-        videos=[
-            {"cam": cam_of[v], "video_id": v, "title": videos[v].title, "fingerprint": videos[v].fingerprint}
-            for v in video_ids
-        ],
-        identities=[
-            {"pid": pid_of[s], "store_identity": s, "video_id": int(video_of_identity[s])} for s in store_ids
-        ],
-        excluded=excluded,
-    )
 
-
-def store_fingerprint(frame: pd.DataFrame, taxonomy: Taxonomy) -> str:
+class StoreFingerprint:
     """sha256 over the exported store rows (crop, box, hash, group, identity, subset, labels and their
-    provenance), in crop-id order.
+    provenance), in crop-id order, fed a frame of rows at a time (frames in crop-id order).
 
     It changes exactly when what a release would contain changes (a click turned into an accepted
     prediction with the same value is a change); it holds no time stamps, so the same store and
     configuration always give the same fingerprint.
     """
-    wanted = [*attribute_columns(taxonomy), *provenance_columns(taxonomy)]
-    cols = list(FRAME_COLUMNS) + [c for c in wanted if c in frame.columns]
-    order = np.argsort(frame["crop_id"].to_numpy(), kind="stable")
-    digest = hashlib.sha256(b"[")
-    # The JSON array of every row, hashed a chunk at a time: the same bytes as one to_json of the whole
-    # frame (each chunk's "[...]" without its brackets, chunks joined by commas), without holding a
-    # copy of the frame and its text (about a gigabyte at 2,500,000 crops).
-    for start in range(0, len(order), FINGERPRINT_CHUNK):
-        rows = frame.iloc[order[start:start + FINGERPRINT_CHUNK]][cols].copy()
+
+    def __init__(self, taxonomy: Taxonomy):
+        self._wanted = [*attribute_columns(taxonomy), *provenance_columns(taxonomy)]
+        self._digest = hashlib.sha256(b"[")
+        self._rows = 0
+
+    def update(self, frame: pd.DataFrame) -> None:
+        # The JSON array of every row, hashed a frame at a time: the same bytes as one to_json of all
+        # the rows (each frame's "[...]" without its brackets, frames joined by commas).
+        if frame.empty:
+            return
+        rows = frame[list(FRAME_COLUMNS) + [c for c in self._wanted if c in frame.columns]].copy()
         for c in ("x1", "y1", "x2", "y2"):
             # float32 is the release's box precision; round-tripping through it makes the hash backend-independent.
             rows[c] = rows[c].astype("float32").astype("float64")
         for c in ("phash", "phash_group", "identity"):
             rows[c] = rows[c].astype("Int64")
         text = rows.to_json(orient="values", double_precision=15)
-        digest.update((("," if start else "") + text[1:-1]).encode("utf-8"))
-    digest.update(b"]")
-    return digest.hexdigest()
+        self._digest.update((("," if self._rows else "") + text[1:-1]).encode("utf-8"))
+        self._rows += len(rows)
+
+    def hexdigest(self) -> str:
+        digest = self._digest.copy()
+        digest.update(b"]")
+        return digest.hexdigest()
+
+
+def store_fingerprint(frame: pd.DataFrame, taxonomy: Taxonomy) -> str:
+    """The :class:`StoreFingerprint` of ``frame``'s rows, in any order."""
+    fingerprint = StoreFingerprint(taxonomy)
+    order = np.argsort(frame["crop_id"].to_numpy(), kind="stable")
+    # a chunk of rows at a time: no sorted copy of the frame and its text (a gigabyte at 2,500,000 crops)
+    for start in range(0, len(order), FINGERPRINT_CHUNK):
+        fingerprint.update(frame.iloc[order[start:start + FINGERPRINT_CHUNK]])
+    return fingerprint.hexdigest()
 
 
 # -- captions and question/answer pairs ---------------------------------------------------------------
