@@ -6,6 +6,8 @@ configuration); questions the data cannot answer are left as explicit prompts fo
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pandas as pd
 
 from portrait_builder.taxonomy import Taxonomy
@@ -13,32 +15,50 @@ from portrait_builder.taxonomy import Taxonomy
 TODO = "_To be completed by the maintainer._"
 
 
-def _coverage(annotations: pd.DataFrame, taxonomy: Taxonomy) -> list[str]:
-    n = len(annotations)
-    lines = ["| attribute | labelled | unsure | missing | most frequent |", "|---|---:|---:|---:|---|"]
-    ident = int(annotations["identity"].notna().sum())
-    lines.append(f"| identity | {ident} | - | {n - ident} | - |")
-    for attr in taxonomy.attributes:
-        if attr.kind == "identity":
-            continue
-        col = annotations[attr.name]
-        present = col.notna()
-        if attr.multilabel:
-            unsure = sum(attr.unsure_value in list(v) for v in col[present])
-            exploded = col[present].explode()
-        else:
-            unsure = (col == attr.unsure_value).sum()
-            exploded = col[present]
-        exploded = exploded[exploded != attr.unsure_value]
-        top = exploded.value_counts().sort_index().sort_values(ascending=False, kind="stable").head(3)
-        top_text = ", ".join(f"{k} ({v})" for k, v in top.items()) or "-"
-        labelled = int(present.sum())
-        lines.append(f"| {attr.name} | {labelled} | {int(unsure)} | {n - labelled} | {top_text} |")
-    return lines
+class Coverage:
+    """The datasheet's label coverage table, counted over annotation rows given a chunk at a time."""
+
+    def __init__(self, taxonomy: Taxonomy):
+        self._attrs = [a for a in taxonomy.attributes if a.kind != "identity"]
+        self._rows = 0
+        self._identified = 0
+        self._labelled = {a.name: 0 for a in self._attrs}
+        self._unsure = {a.name: 0 for a in self._attrs}
+        self._values: dict[str, Counter[str]] = {a.name: Counter() for a in self._attrs}
+
+    def add(self, annotations: pd.DataFrame) -> None:
+        self._rows += len(annotations)
+        self._identified += int(annotations["identity"].notna().sum())
+        for attr in self._attrs:
+            col = annotations[attr.name]
+            present = col.notna()
+            if attr.multilabel:
+                unsure = sum(attr.unsure_value in list(v) for v in col[present])
+                exploded = col[present].explode()
+            else:
+                unsure = (col == attr.unsure_value).sum()
+                exploded = col[present]
+            exploded = exploded[exploded != attr.unsure_value]
+            self._values[attr.name].update(exploded.value_counts().to_dict())
+            self._unsure[attr.name] += int(unsure)
+            self._labelled[attr.name] += int(present.sum())
+
+    def lines(self) -> list[str]:
+        n = self._rows
+        lines = ["| attribute | labelled | unsure | missing | most frequent |", "|---|---:|---:|---:|---|"]
+        lines.append(f"| identity | {self._identified} | - | {n - self._identified} | - |")
+        for attr in self._attrs:
+            counts = pd.Series(self._values[attr.name], dtype="int64")
+            # most frequent first, ties by value name
+            top = counts.sort_index().sort_values(ascending=False, kind="stable").head(3)
+            top_text = ", ".join(f"{k} ({v})" for k, v in top.items()) or "-"
+            labelled = self._labelled[attr.name]
+            lines.append(f"| {attr.name} | {labelled} | {self._unsure[attr.name]} | {n - labelled} | {top_text} |")
+        return lines
 
 
-def render(manifest: dict, annotations: pd.DataFrame, taxonomy: Taxonomy) -> str:
-    """The datasheet text; deterministic for a given manifest body and table."""
+def render(manifest: dict, coverage: Coverage, taxonomy: Taxonomy) -> str:
+    """The datasheet text; deterministic for a given manifest body and coverage of the table."""
     counts = manifest["counts"]
     version = manifest["version"]
     subsets = counts["subsets"]
@@ -76,7 +96,7 @@ Section headings follow Gebru et al., "Datasheets for Datasets" (Communications 
 - **Is there a label or target associated with each instance?** Labels per attribute
   (taxonomy `{taxonomy.name}`, copied as `taxonomy.yaml`); "unsure" is kept as a value, missing labels are null:
 
-{chr(10).join(_coverage(annotations, taxonomy))}
+{chr(10).join(coverage.lines())}
 
 - **Is any information missing from individual instances?** Yes: crops without identity
   (`-1` in train, `0000` distractors in the gallery) and unlabelled attributes (null in `annotations.parquet`).

@@ -7,6 +7,7 @@ overwritten. Crops are hard-linked from the project (copied when the file system
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -14,14 +15,17 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 from tqdm import tqdm
 
 from portrait_builder import __version__
@@ -29,8 +33,10 @@ from portrait_builder.common import file_digest
 from portrait_builder.errors import UserError
 from portrait_builder.release import datasheet, manifest, records
 from portrait_builder.release.naming import SUBSET_DIRS
-from portrait_builder.store.models import CurrentLabel, Label, Setting, Track, Video
+from portrait_builder.release.plan import ReleasePlan, ReleaseScan
+from portrait_builder.store.models import Crop, CurrentLabel, Label, Setting, Track, Video
 from portrait_builder.store.models import Release as ReleaseRow
+from portrait_builder.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,10 @@ LINK_MODES = ("auto", "hardlink", "copy")
 # Settings that shape a release, recorded in its manifest: the grouping (threshold, within-video) written
 # by `portrait groups`, and the split's configuration and summary written by `portrait split`.
 GROUPS_SETTING = "phash_groups"
+# Crops read, checked and written at a time: a release holds one chunk's rows, never the store's.
+RELEASE_CHUNK = 50_000
+# Rows per row group of annotations.parquet (the last one holds the rest).
+ROW_GROUP = 65_536
 
 
 def _split_setting(name: str) -> str:
@@ -76,70 +86,96 @@ def _json_default(obj):
     raise TypeError(f"cannot serialise {type(obj).__name__} in stats.json")
 
 
-def _load_frame(project, split: str) -> pd.DataFrame:
-    from portrait_builder.stats import project_frame  # the dataset helper's single source of crop rows
+@contextlib.contextmanager
+def _snapshot(project) -> Iterator[Session]:
+    """One read transaction for every read of a release: the two passes over the crops must see the
+    same store (the pids, video ordinals and k of the first name the rows of the second). SQLite's
+    transaction, begun at the first read, is one snapshot; PostgreSQL's default (read committed)
+    takes a new one per statement, hence repeatable read."""
+    with project.session() as s:
+        if not project.is_sqlite:
+            s.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        yield s
 
-    return project_frame(project, split=split)
 
+def _with_provenance(s: Session, taxonomy: Taxonomy, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` (a chunk of crops in crop-id order) plus one ``<attribute>_provenance`` column per
+    taxonomy attribute: the provenance of each crop's current label (None in the store, a label from
+    before revision 0004, is a click), None where the crop has no label of that attribute.
 
-def _with_provenance(project, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` plus one ``<attribute>_provenance`` column per taxonomy attribute: the provenance of each
-    crop's current label (None in the store, a label from before revision 0004, is a click), None where
-    the crop has no label of that attribute.
-
-    Read one attribute at a time: a store of 2,500,000 crops has about 9 million current labels, and
-    one result of all of them (a row object each, then a dict per attribute) held gigabytes at once.
+    Read one attribute at a time, for the chunk's crop-id range only: a store of 2,500,000 crops has
+    about 9 million current labels, and one result of all of them held gigabytes at once.
     """
     from portrait_builder.split.store import read_frame
     from portrait_builder.stats.frame import shared
 
     crop_ids = frame["crop_id"].to_numpy(dtype=np.int64)
-    out = frame.copy(deep=False)  # new columns only: the crop rows are not copied (a gigabyte at 2.5 M crops)
-    with project.session() as s:
-        for attr in project.taxonomy.attributes:
-            rows = read_frame(s, select(CurrentLabel.crop_id, Label.provenance)
-                              .join(Label, Label.id == CurrentLabel.label_id)
-                              .where(CurrentLabel.attribute == attr.name, CurrentLabel.value.is_not(None)),
-                              ["crop_id", "provenance"])
-            known = pd.Series(shared(rows["provenance"]), index=rows["crop_id"].to_numpy(dtype=np.int64))
-            del rows
-            values = np.array(pd.Series(crop_ids).map(known), dtype=object)  # a writable copy
-            have = pd.Series(crop_ids).isin(known.index).to_numpy()
-            values[have & pd.isna(values)] = "clicked"  # a label from before revision 0004
-            values[~have] = None
-            if attr.kind != "identity" and attr.name in out.columns:
-                # the frame was read in another transaction: a label given since has no value here
-                no_value = np.array([records.missing(v) for v in out[attr.name].tolist()], dtype=bool)
-                values[no_value] = None
-            out[records.provenance_column(attr.name)] = pd.Series(values, index=out.index, dtype=object)
+    lo, hi = int(crop_ids[0]), int(crop_ids[-1]) + 1
+    out = frame.copy(deep=False)  # new columns only: the crop rows are not copied
+    for attr in taxonomy.attributes:
+        rows = read_frame(s, select(CurrentLabel.crop_id, Label.provenance)
+                          .join(Label, Label.id == CurrentLabel.label_id)
+                          .where(CurrentLabel.attribute == attr.name, CurrentLabel.value.is_not(None),
+                                 CurrentLabel.crop_id >= lo, CurrentLabel.crop_id < hi),
+                          ["crop_id", "provenance"])
+        known = pd.Series(shared(rows["provenance"]), index=rows["crop_id"].to_numpy(dtype=np.int64))
+        del rows
+        values = np.array(pd.Series(crop_ids).map(known), dtype=object)  # a writable copy
+        have = pd.Series(crop_ids).isin(known.index).to_numpy()
+        values[have & pd.isna(values)] = "clicked"  # a label from before revision 0004
+        values[~have] = None
+        out[records.provenance_column(attr.name)] = pd.Series(values, index=out.index, dtype=object)
     return out
 
 
-def _check_prepared(project, frame: pd.DataFrame, split: str) -> None:
+def _check_prepared(project, scan: ReleaseScan, split: str) -> None:
     root = project.root
-    if frame.empty:
+    if not scan.crops:
         raise UserError(f"project {root} has no crops; ingest videos first (`portrait ingest`)")
-    assigned = frame[frame["subset"].notna()]
-    if assigned.empty:
+    if not scan.assigned:
         raise UserError(f"no crop of {root} is in split {split!r}; run `portrait split {root}` first")
-    if assigned["phash"].isna().any():
-        n = int(assigned["phash"].isna().sum())
-        raise UserError(f"{n} crops have no pHash; run `portrait hash {root}` first")
-    if assigned["phash_group"].isna().any():
-        n = int(assigned["phash_group"].isna().sum())
-        raise UserError(f"{n} crops have no near-duplicate group; run `portrait groups {root}` first")
+    if scan.no_phash:
+        raise UserError(f"{scan.no_phash} crops have no pHash; run `portrait hash {root}` first")
+    if scan.no_group:
+        raise UserError(f"{scan.no_group} crops have no near-duplicate group; run `portrait groups {root}` first")
 
 
-def _store_context(project, split: str) -> tuple[dict[int, records.VideoInfo], dict[int, int], dict]:
-    with project.session() as s:
-        videos = {
-            vid: records.VideoInfo(vid, title, fp)
-            for vid, title, fp in s.execute(select(Video.id, Video.title, Video.fingerprint))
-        }
-        shots = dict(s.execute(select(Track.id, Track.shot_index)).all())
-        wanted = (GROUPS_SETTING, _split_setting(split))
-        settings = dict(s.execute(select(Setting.key, Setting.value).where(Setting.key.in_(wanted))).all())
+def _store_context(s: Session, split: str) -> tuple[dict[int, records.VideoInfo], dict[int, int], dict]:
+    videos = {
+        vid: records.VideoInfo(vid, title, fp)
+        for vid, title, fp in s.execute(select(Video.id, Video.title, Video.fingerprint))
+    }
+    shots = dict(s.execute(select(Track.id, Track.shot_index)).all())
+    wanted = (GROUPS_SETTING, _split_setting(split))
+    settings = dict(s.execute(select(Setting.key, Setting.value).where(Setting.key.in_(wanted))).all())
     return videos, shots, settings
+
+
+def _plan(project, s: Session, config: ReleaseConfig, videos: dict[int, records.VideoInfo],
+          shots: dict[int, int]) -> ReleasePlan:
+    """Pass 1, nothing written yet: every crop's name parts, a chunk at a time without its labels. The
+    store must be ready for the release and every released crop's file there; the plan numbers the
+    release's pids, videos and files."""
+    from portrait_builder.stats.frame import iter_frames  # the dataset helper's single source of crop rows
+
+    scan = ReleaseScan(shots)
+    crop_root = os.fspath(project.crop_root)  # strings: a Path per crop cost a minute at 2,500,000 crops
+    missing, first_missing = 0, ""
+    total = s.scalar(select(func.count()).select_from(Crop)) if config.progress else None
+    with tqdm(total=total, desc="reading", unit="crop", disable=not config.progress, mininterval=0.5) as bar:
+        for frame in iter_frames(s, project.taxonomy, config.split, RELEASE_CHUNK, attributes=False):
+            scan.add(frame)
+            paths = frame.loc[frame["subset"].notna(), "path"].astype(str).tolist()
+            absent = [p for p in paths if not os.path.isfile(os.path.join(crop_root, p))]
+            if absent and not missing:
+                first_missing = absent[0]
+            missing += len(absent)
+            bar.update(len(frame))
+    _check_prepared(project, scan, config.split)
+    plan = scan.finish(videos)
+    if missing:
+        raise UserError(f"{missing} crop files are missing under {project.crop_root} (first: {first_missing})")
+    return plan
 
 
 def _place(src: str | Path, dst: str | Path, mode: str, state: dict) -> None:
@@ -159,72 +195,175 @@ def _place(src: str | Path, dst: str | Path, mode: str, state: dict) -> None:
     state["copied"] = state.get("copied", 0) + 1
 
 
-def _counts(table: records.ReleaseTable) -> dict:
-    ann = table.annotations
-    subsets = {}
-    for name in records.SUBSETS:
-        part = ann[ann["subset"] == name]
-        subsets[name] = {
-            "images": int(len(part)),
-            "identities": int(part["identity"].nunique(dropna=True)),
-            "unidentified": int(part["identity"].isna().sum()),
+class _Counts:
+    """The manifest's counts per subset, from annotation rows given a chunk at a time."""
+
+    def __init__(self) -> None:
+        self._images = dict.fromkeys(records.SUBSETS, 0)
+        self._unidentified = dict.fromkeys(records.SUBSETS, 0)
+        self._pids: dict[str, set[int]] = {name: set() for name in records.SUBSETS}
+
+    def add(self, annotations: pd.DataFrame) -> None:
+        for name in records.SUBSETS:
+            part = annotations[annotations["subset"] == name]
+            self._images[name] += len(part)
+            self._unidentified[name] += int(part["identity"].isna().sum())
+            self._pids[name].update(part["identity"].dropna().tolist())
+
+    def result(self, plan: ReleasePlan) -> dict:
+        return {
+            "crops": sum(self._images.values()),
+            "identities": len(plan.identities),
+            "videos": len(plan.videos),
+            "excluded_unassigned": plan.excluded,
+            "subsets": {
+                name: {"images": self._images[name], "identities": len(self._pids[name]),
+                       "unidentified": self._unidentified[name]}
+                for name in records.SUBSETS
+            },
         }
-    return {
-        "crops": int(len(ann)),
-        "identities": len(table.identities),
-        "videos": len(table.videos),
-        "excluded_unassigned": table.excluded,
-        "subsets": subsets,
-    }
+
+
+class _RowFiles:
+    """annotations.parquet, captions.jsonl and qa.jsonl of a release, appended a chunk of rows at a time.
+
+    The Parquet rows are written in row groups of ROW_GROUP rows whatever chunks they come in, so the
+    file, and the manifest's checksum of it, depend on the released rows only, not on how the store
+    was read (RELEASE_CHUNK).
+    """
+
+    def __init__(self, folder: Path, taxonomy: Taxonomy):
+        self._folder = folder
+        self._taxonomy = taxonomy
+        self._schema = records.arrow_schema(taxonomy)
+        self._parquet: pq.ParquetWriter | None = None
+        self._pending: list[pa.Table] = []  # rows not yet in a row group
+        self._pending_rows = 0
+        self._files = contextlib.ExitStack()
+
+    def __enter__(self) -> _RowFiles:
+        with self._files:  # closes what was opened when the second open fails
+            self._captions = self._files.enter_context(self._text("captions.jsonl"))
+            self._qa = self._files.enter_context(self._text("qa.jsonl"))
+            self._files = self._files.pop_all()
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        with self._files:
+            if exc_type is None and self._pending_rows:
+                self._write_group(self._pending_rows)
+
+    def _text(self, name: str) -> TextIO:
+        return open(self._folder / name, "w", encoding="utf-8", newline="\n")
+
+    def write(self, annotations: pd.DataFrame) -> None:
+        arrow = pa.Table.from_pandas(annotations, schema=self._schema, preserve_index=False)
+        if self._parquet is None:
+            # the table's schema: with the pandas metadata that one write of the whole table had
+            self._parquet = self._files.enter_context(
+                pq.ParquetWriter(self._folder / "annotations.parquet", arrow.schema, compression="zstd"))
+        self._pending.append(arrow)
+        self._pending_rows += arrow.num_rows
+        while self._pending_rows >= ROW_GROUP:
+            self._write_group(ROW_GROUP)
+        for line, pairs in records.iter_jsonl(annotations, self._taxonomy):
+            self._captions.write(line + "\n")
+            self._qa.writelines(p + "\n" for p in pairs)
+
+    def _write_group(self, rows: int) -> None:
+        pending = pa.concat_tables(self._pending)
+        # contiguous columns: the encoded pages must not depend on the chunks the rows came in
+        self._parquet.write_table(pending.slice(0, rows).combine_chunks(), row_group_size=rows)
+        rest = pending.slice(rows)
+        self._pending = [rest] if rest.num_rows else []
+        self._pending_rows = rest.num_rows
+
+
+@dataclass
+class _Written:
+    """What pass 2 gathered for the files written after the rows."""
+
+    fingerprint: str
+    stats: dict
+    counts: dict
+    coverage: datasheet.Coverage
+    placed: dict  # crops "linked" and "copied"
+
+
+def _write_rows(project, s: Session, tmp: Path, config: ReleaseConfig, plan: ReleasePlan,
+                videos: dict[int, records.VideoInfo], shots: dict[int, int]) -> _Written:
+    """Pass 2, a chunk of crops at a time with their labels: the released crops placed, their rows
+    appended to the row files; the store fingerprint, statistics, counts and label coverage summed up."""
+    from portrait_builder.stats.frame import iter_frames
+    from portrait_builder.stats.tables import StatsAccumulator
+
+    taxonomy = project.taxonomy
+    fingerprint = records.StoreFingerprint(taxonomy)
+    stats = StatsAccumulator(taxonomy, k=config.k)
+    counts = _Counts()
+    coverage = datasheet.Coverage(taxonomy)
+    crop_root, out_root = os.fspath(project.crop_root), os.fspath(tmp)
+    state: dict = {}
+    with _RowFiles(tmp, taxonomy) as rows, tqdm(total=len(plan.crop_ids), desc="crops", unit="img",
+                                                 disable=not config.progress, mininterval=0.5) as bar:
+        for frame in iter_frames(s, taxonomy, config.split, RELEASE_CHUNK):
+            frame = _with_provenance(s, taxonomy, frame)
+            fingerprint.update(frame)
+            assigned = frame[frame["subset"].notna()]
+            del frame
+            stats.add(assigned)
+            if assigned.empty:
+                continue
+            annotations, sources = records.annotation_rows(assigned, taxonomy, videos, shots, plan)
+            for src, dst in zip(sources, annotations["file"].tolist(), strict=True):
+                _place(os.path.join(crop_root, src), os.path.join(out_root, dst), config.link, state)
+            bar.update(len(sources))
+            rows.write(annotations)
+            counts.add(annotations)
+            coverage.add(annotations)
+    return _Written(fingerprint.hexdigest(), stats.result(), counts.result(plan), coverage, state)
 
 
 def _write_text(path: Path, text: str) -> None:
     path.write_bytes(text.encode("utf-8"))
 
 
-def write_release(project, version: str, out_dir: str | Path, config: ReleaseConfig | None = None) -> Path:
-    """Write release ``version`` of ``project`` to ``out_dir`` (which must not exist) and record it in the store.
-
-    Requires pHashes, groups and the named split (``portrait hash``, ``portrait groups``, ``portrait split``);
-    a missing step is named in the error. Returns the release folder.
-    """
-    config = config or ReleaseConfig()
+def _check_target(version: str, out_dir: Path) -> None:
     if not VERSION_RE.match(version):
         raise UserError(f"version {version!r} is not X.Y.Z (semantic versioning, e.g. 1.0.0)")
-    out_dir = Path(out_dir)
     if out_dir.exists():
         raise UserError(f"{out_dir} already exists; releases are immutable: choose a new --out folder")
     if not out_dir.parent.is_dir():
         raise UserError(f"parent folder {out_dir.parent} does not exist")
 
-    from portrait_builder.stats import dataset_stats, write_stats
 
-    taxonomy = project.taxonomy
-    frame = _with_provenance(project, _load_frame(project, config.split))
-    _check_prepared(project, frame, config.split)
-    videos, shots, settings = _store_context(project, config.split)
-    table = records.build_table(frame, taxonomy, videos, shots)
-    # Everything the whole frame is needed for happens here, before the crops are placed and the
-    # tables written, so the frame (gigabytes at millions of crops) is not held beside those.
-    fingerprint = records.store_fingerprint(frame, taxonomy)
-    stats = dataset_stats(frame[frame["subset"].notna()], taxonomy, k=config.k)
-    del frame
-    crop_root = os.fspath(project.crop_root)  # strings: a Path per crop cost a minute at 2,500,000 crops
-    missing = [p for p in table.sources if not os.path.isfile(os.path.join(crop_root, p))]
-    if missing:
-        raise UserError(f"{len(missing)} crop files are missing under {project.crop_root} (first: {missing[0]})")
+def _temporary_folder(out_dir: Path) -> Path:
+    """A fresh hidden sibling of ``out_dir`` holding its three image folders (stale ones removed)."""
+    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
+    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
+        log.warning("removing %s left by an interrupted release", stale)
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp.mkdir()
+    for folder in SUBSET_DIRS.values():
+        (tmp / folder).mkdir()
+    return tmp
 
-    configuration = {
-        "split": config.split,
-        "k": config.k,
-        "taxonomy": {"name": taxonomy.name, "sha256": file_digest(Path(taxonomy.source))},
-        "store_settings": settings,
-    }
-    body = {
+
+@contextlib.contextmanager
+def _removed_on_error(tmp: Path) -> Iterator[None]:
+    try:
+        yield
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _manifest_body(version: str, configuration: dict, plan: ReleasePlan, written: _Written) -> dict:
+    return {
         "schema_version": manifest.MANIFEST_SCHEMA_VERSION,
         "tool": {"name": "portrait-builder", "version": __version__},
         "version": version,
-        "store_fingerprint": fingerprint,
+        "store_fingerprint": written.fingerprint,
         "configuration": configuration,
         "naming": {
             "pattern": "{pid:04d}_c{cam}s{seq}_{frame:06d}_{k:02d}.jpg",
@@ -235,55 +374,60 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
             "k": "1-based counter among crops sharing the rest of the name, in crop-id order",
         },
         "folders": dict(SUBSET_DIRS),
-        "videos": table.videos,
-        "identities": table.identities,
-        "counts": _counts(table),
+        "videos": plan.videos,
+        "identities": plan.identities,
+        "counts": written.counts,
     }
 
-    tmp = out_dir.parent / f".{out_dir.name}.partial-{os.getpid()}"
-    for stale in out_dir.parent.glob(f".{out_dir.name}.partial-*"):
-        log.warning("removing %s left by an interrupted release", stale)
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        for folder in SUBSET_DIRS.values():
-            (tmp / folder).mkdir()
-        state: dict = {}
-        files = table.annotations["file"].tolist()
-        out_root = os.fspath(tmp)
-        for src, dst in tqdm(
-            zip(table.sources, files, strict=True), total=len(files), desc="crops", unit="img",
-            disable=not config.progress, mininterval=0.5,
-        ):
-            _place(os.path.join(crop_root, src), os.path.join(out_root, dst), config.link, state)
-        del files
 
-        arrow = pa.Table.from_pandas(table.annotations, schema=records.arrow_schema(taxonomy), preserve_index=False)
-        pq.write_table(arrow, tmp / "annotations.parquet", compression="zstd")
-        shutil.copyfile(taxonomy.source, tmp / "taxonomy.yaml")
+def _seal(tmp: Path, body: dict, written: _Written, taxonomy: Taxonomy, progress: bool) -> bytes:
+    """The files written after the rows, the manifest last (it lists every other file's checksum).
+    Returns the manifest's bytes."""
+    from portrait_builder.stats import write_stats
 
-        _write_text(tmp / "stats.json", json.dumps(stats, sort_keys=True, indent=1, default=_json_default) + "\n")
-        write_stats(stats, tmp / "stats")
+    shutil.copyfile(taxonomy.source, tmp / "taxonomy.yaml")
+    _write_text(tmp / "stats.json", json.dumps(written.stats, sort_keys=True, indent=1, default=_json_default) + "\n")
+    write_stats(written.stats, tmp / "stats")
+    _write_text(tmp / "DATASHEET.md", datasheet.render(body, written.coverage, taxonomy))
+    body["files"] = manifest.checksums(tmp, manifest.release_files(tmp), progress=progress, desc="sha256")
+    data = manifest.dumps(body)
+    schema = manifest.manifest_schema()
+    problems = manifest.schema_problems(manifest.validation_view(json.loads(data), schema), schema, "manifest.json")
+    if problems:  # a bug, not a user error: never publish a release that fails its own schema
+        raise RuntimeError("; ".join(problems))
+    (tmp / manifest.MANIFEST_NAME).write_bytes(data)
+    return data
 
-        # line by line: at 2,500,000 crops the two files' text is gigabytes
-        with open(tmp / "captions.jsonl", "w", encoding="utf-8", newline="\n") as cap, \
-                open(tmp / "qa.jsonl", "w", encoding="utf-8", newline="\n") as qa:
-            for line, pairs in records.iter_jsonl(table.annotations, taxonomy):
-                cap.write(line + "\n")
-                qa.writelines(p + "\n" for p in pairs)
-        _write_text(tmp / "DATASHEET.md", datasheet.render(body, table.annotations, taxonomy))
 
-        body["files"] = manifest.checksums(
-            tmp, manifest.release_files(tmp), progress=config.progress, desc="sha256"
-        )
-        data = manifest.dumps(body)
-        schema = manifest.manifest_schema()
-        problems = manifest.schema_problems(manifest.validation_view(json.loads(data), schema), schema, "manifest.json")
-        if problems:  # a bug, not a user error: never publish a release that fails its own schema
-            raise RuntimeError("; ".join(problems))
-        (tmp / manifest.MANIFEST_NAME).write_bytes(data)
-        manifest_sha = hashlib.sha256(data).hexdigest()
+def write_release(project, version: str, out_dir: str | Path, config: ReleaseConfig | None = None) -> Path:
+    """Write release ``version`` of ``project`` to ``out_dir`` (which must not exist) and record it in the store.
 
+    Requires pHashes, groups and the named split (``portrait hash``, ``portrait groups``, ``portrait split``);
+    a missing step is named in the error. Returns the release folder.
+
+    The store is read twice, a chunk of RELEASE_CHUNK crops at a time: first the name parts of every
+    crop (the checks, the numbering of pids, videos and files), then the crops with their labels,
+    whose rows are written at once; memory holds one chunk plus a few integers per released crop.
+    """
+    config = config or ReleaseConfig()
+    out_dir = Path(out_dir)
+    _check_target(version, out_dir)
+    taxonomy = project.taxonomy
+    with _snapshot(project) as s:
+        videos, shots, settings = _store_context(s, config.split)
+        plan = _plan(project, s, config, videos, shots)
+        tmp = _temporary_folder(out_dir)
+        with _removed_on_error(tmp):
+            written = _write_rows(project, s, tmp, config, plan, videos, shots)
+    configuration = {
+        "split": config.split,
+        "k": config.k,
+        "taxonomy": {"name": taxonomy.name, "sha256": file_digest(Path(taxonomy.source))},
+        "store_settings": settings,
+    }
+    with _removed_on_error(tmp):
+        body = _manifest_body(version, configuration, plan, written)
+        manifest_sha = hashlib.sha256(_seal(tmp, body, written, taxonomy, config.progress)).hexdigest()
         existing = _existing_release(project, version)
         if existing is not None and existing.manifest_sha256 != manifest_sha:
             raise UserError(
@@ -293,10 +437,8 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
         if out_dir.exists():
             raise UserError(f"{out_dir} appeared while the release was written; not overwriting it")
         os.rename(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    log.info("release %s: %s crops linked, %s copied", version, state.get("linked", 0), state.get("copied", 0))
+    log.info("release %s: %s crops linked, %s copied", version, written.placed.get("linked", 0),
+             written.placed.get("copied", 0))
     if existing is None:
         record = {**configuration, "out": str(out_dir.resolve()), "link": config.link, "counts": body["counts"]}
 
