@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import logging
 import os
@@ -380,23 +379,22 @@ def _manifest_body(version: str, configuration: dict, plan: ReleasePlan, written
     }
 
 
-def _seal(tmp: Path, body: dict, written: _Written, taxonomy: Taxonomy, progress: bool) -> bytes:
+def _seal(tmp: Path, body: dict, written: _Written, taxonomy: Taxonomy, progress: bool) -> str:
     """The files written after the rows, the manifest last (it lists every other file's checksum).
-    Returns the manifest's bytes."""
+    Returns the manifest's sha256."""
     from portrait_builder.stats import write_stats
 
     shutil.copyfile(taxonomy.source, tmp / "taxonomy.yaml")
     _write_text(tmp / "stats.json", json.dumps(written.stats, sort_keys=True, indent=1, default=_json_default) + "\n")
     write_stats(written.stats, tmp / "stats")
     _write_text(tmp / "DATASHEET.md", datasheet.render(body, written.coverage, taxonomy))
-    body["files"] = manifest.checksums(tmp, manifest.release_files(tmp), progress=progress, desc="sha256")
-    data = manifest.dumps(body)
-    schema = manifest.manifest_schema()
-    problems = manifest.schema_problems(manifest.validation_view(json.loads(data), schema), schema, "manifest.json")
+    # streamed: at 2,500,000 crops a dict of every file's checksum and the manifest's text held over a gigabyte
+    files = tqdm(manifest.iter_checksums(tmp, manifest.iter_release_files(tmp)), desc="sha256", unit="file",
+                 total=manifest.count_release_files(tmp), disable=not progress, mininterval=0.5)
+    sha, problems = manifest.write_manifest(tmp / manifest.MANIFEST_NAME, body, files, manifest.manifest_schema())
     if problems:  # a bug, not a user error: never publish a release that fails its own schema
         raise RuntimeError("; ".join(problems))
-    (tmp / manifest.MANIFEST_NAME).write_bytes(data)
-    return data
+    return sha
 
 
 def write_release(project, version: str, out_dir: str | Path, config: ReleaseConfig | None = None) -> Path:
@@ -428,7 +426,7 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
     }
     with _removed_on_error(tmp):
         body = _manifest_body(version, configuration, plan, written)
-        manifest_sha = hashlib.sha256(_seal(tmp, body, written, taxonomy, config.progress)).hexdigest()
+        manifest_sha = _seal(tmp, body, written, taxonomy, config.progress)
         existing = _existing_release(project, version)
         if existing is not None and existing.manifest_sha256 != manifest_sha:
             raise UserError(
