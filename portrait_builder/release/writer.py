@@ -405,8 +405,9 @@ def write_release(project, version: str, out_dir: str | Path, config: ReleaseCon
 
     The store is read twice, a chunk of RELEASE_CHUNK crops at a time: first the name parts of every
     crop (the checks, the numbering of pids, videos and files), then the crops with their labels,
-    whose rows are written at once. Memory holds one chunk plus a few integers per released crop,
-    and at the end the manifest's checksum of every file.
+    whose rows are written at once; the manifest is written as its checksums are computed. Memory
+    holds one chunk, a few integers per released crop and, while the manifest is written, the sorted
+    names of one folder (about 30 bytes a file).
     """
     config = config or ReleaseConfig()
     out_dir = Path(out_dir)
