@@ -84,13 +84,13 @@ def cmd_release(args) -> int:
         raise UserError(f"unexpected argument {args.paths[0]!r}; usage: portrait release PROJECT --version X.Y.Z --out DIR")
     if not args.release_version or not args.out:
         raise UserError("portrait release PROJECT needs --version X.Y.Z and --out DIR")
-    from portrait_builder.release import ReleaseConfig, load_release, write_release
+    from portrait_builder.release import ReleaseConfig, release_counts, write_release
     from portrait_builder.store import Project
 
     project = Project.open(args.target)
     config = ReleaseConfig(split=args.split, k=args.k, link=args.link, progress=not args.no_progress)
     out = write_release(project, args.release_version, args.out, config)
-    counts = load_release(out).manifest["counts"]
+    counts = release_counts(project, args.release_version)
     subsets = ", ".join(f"{k} {v['images']} images / {v['identities']} ids" for k, v in counts["subsets"].items())
     print(f"released {args.release_version} to {out}: {counts['crops']} crops ({subsets})")
     return 0

@@ -3,6 +3,7 @@
 Public API::
 
     write_release(project, version, out_dir, config=ReleaseConfig()) -> Path
+    release_counts(project, version) -> dict  # the manifest's counts, from the store (no manifest read)
     load_release(dir, *, require_manifest=True, verify=False) -> Release
         # THE reader: root, annotations, taxonomy, manifest, version, subset(), path(); cheap checks only
     verify_release(dir) -> list[str]        # problems, one line each; [] = verified
@@ -16,7 +17,7 @@ from portrait_builder.release.labels_io import LabelImportError, export_labels, 
 from portrait_builder.release.naming import SUBSET_DIRS, parse_name
 from portrait_builder.release.reader import Release, load_release
 from portrait_builder.release.verify import split_problems, verify_release
-from portrait_builder.release.writer import ReleaseConfig, write_release
+from portrait_builder.release.writer import ReleaseConfig, release_counts, write_release
 
 __all__ = [
     "SUBSET_DIRS",
@@ -28,6 +29,7 @@ __all__ = [
     "import_labels",
     "load_release",
     "parse_name",
+    "release_counts",
     "split_problems",
     "verify_release",
     "write_release",

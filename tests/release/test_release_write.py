@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from portrait_builder.cli import main
 from portrait_builder.errors import UserError
-from portrait_builder.release import ReleaseConfig, load_release, verify_release, write_release
+from portrait_builder.release import ReleaseConfig, load_release, release_counts, verify_release, write_release
 from portrait_builder.release.naming import parse_name
 from portrait_builder.resources import schemas_dir
 from portrait_builder.store import Release, SplitAssignment
@@ -135,7 +135,11 @@ def test_missing_steps_are_named(project, tmp_path):
 def test_cli_release_verify(project, built, tmp_path, capsys):
     out = tmp_path / "rel"
     assert main(["release", str(project.root), "--version", "2.0.0", "--out", str(out), "--no-progress"]) == 0
-    assert "released 2.0.0" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    counts = load_release(out).manifest["counts"]  # the CLI prints the store's record of them: the same
+    assert f"released 2.0.0 to {out}: {counts['crops']} crops (train {counts['subsets']['train']['images']} images" in printed
+    with pytest.raises(UserError, match="never released"):
+        release_counts(project, "9.9.9")
     assert main(["release", "verify", str(out), "--no-progress"]) == 0
     assert "OK" in capsys.readouterr().out
     assert main(["release", str(project.root), "--version", "2.0.1", "--out", str(out)]) == 2
