@@ -16,14 +16,21 @@ import numpy as np
 import pandas as pd
 
 from portrait_builder.errors import UserError
-from portrait_builder.release.records import SUBSETS, VideoInfo
 
+SUBSETS = ("train", "query", "gallery")
 _INT32 = np.iinfo(np.int32)
 _SUBSET_CODES = {name: code for code, name in enumerate(SUBSETS)}
 # What a file name is made of, k aside: subset (folder), store identity (pid), video (cam), shot (seq) and
 # frame. pid, cam and seq are one-to-one with identity, video and shot, so crops share a name exactly
 # when they share these keys.
 NAME_KEYS = ("subset", "identity", "video", "shot", "frame")
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    video_id: int
+    title: str
+    fingerprint: str
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -20,13 +19,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from portrait_builder.release import naming
+from portrait_builder.release.plan import SUBSETS as SUBSETS  # re-exported: the subsets of every release module
+from portrait_builder.release.plan import ReleasePlan, ReleaseScan, VideoInfo
 from portrait_builder.store.labels import PROVENANCES
 from portrait_builder.taxonomy import Taxonomy
 
-if TYPE_CHECKING:
-    from portrait_builder.release.plan import ReleasePlan
-
-SUBSETS = ("train", "query", "gallery")
 CORE_COLUMNS = (
     "crop_id", "file", "subset", "identity", "video", "video_id", "track", "frame",
     "x1", "y1", "x2", "y2", "phash", "group",
@@ -36,13 +33,6 @@ FRAME_COLUMNS = (
     "crop_id", "path", "video_id", "track_id", "frame_index", "x1", "y1", "x2", "y2",
     "phash", "phash_group", "identity", "subset",
 )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    video_id: int
-    title: str
-    fingerprint: str
 
 
 @dataclass(frozen=True)
@@ -144,8 +134,6 @@ def build_table(
     Crops with no subset are left out (counted in ``excluded``). A query without identity is refused:
     it cannot be evaluated and it breaks the split's contract.
     """
-    from portrait_builder.release.plan import ReleaseScan  # here: plan.py imports this module
-
     if not frame["crop_id"].is_monotonic_increasing:  # project_frame's rows already are in crop-id order
         frame = frame.sort_values("crop_id", kind="stable")
     scan = ReleaseScan(shots)
