@@ -174,28 +174,15 @@ def write_manifest(path: Path, body: dict, files: Iterable[tuple[str, str]], sch
 
 
 def validation_view(manifest: dict, schema: dict) -> dict:
-    """The manifest as :func:`schema_problems` needs to see it, with ``files`` cut to one entry per
-    distinct digest (plus the required ones) when that cannot change the verdict.
-
-    jsonschema resolves the ``$ref`` of every entry of ``files`` (two minutes at 2,500,000 crops).
-    While the schema of ``files`` only requires some names and gives every value one schema
-    (``additionalProperties``), an entry's verdict depends on its value alone, and the crops of a
-    release share few digests (hard links of one image, frames that repeat). A schema with any
-    other rule on ``files`` gets every entry.
-    """
+    """The manifest as :func:`schema_problems` needs to see it: ``files`` cut to the entries that can
+    change the verdict (see :class:`_FilesView`, which the writer fills while it streams the files)."""
     files = manifest.get("files")
-    rules = schema.get("properties", {}).get("files", {})
-    if not isinstance(files, dict) or set(rules) - {"description", "type", "required", "additionalProperties"}:
+    if not isinstance(files, dict):
         return manifest
-    required = set(rules.get("required", ()))
-    kept: dict = {}
-    seen: set = set()
+    view = _FilesView(schema)
     for name, digest in files.items():
-        if name in required or not isinstance(digest, str) or digest not in seen:
-            kept[name] = digest
-            if isinstance(digest, str):
-                seen.add(digest)
-    return {**manifest, "files": kept}
+        view.add(name, digest)
+    return {**manifest, "files": view.files}
 
 
 def dumps(manifest: dict) -> bytes:

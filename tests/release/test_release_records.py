@@ -170,8 +170,8 @@ def test_jsonl_lines_from_templates_equal_encoding_each_row(monkeypatch, memo):
 
 
 def test_manifest_validation_view_keeps_the_verdict():
-    """The manifest is validated with one files entry per distinct digest: a bad digest among many
-    good ones is still reported, required names stay, and a files schema with other rules gets all."""
+    """The manifest is validated with the files entries that can change the verdict: a bad digest among
+    many good ones is still reported, required names stay, and a files schema with other rules gets all."""
     from portrait_builder.release import manifest as mf
 
     schema = mf.manifest_schema()
